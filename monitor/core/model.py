@@ -1,0 +1,166 @@
+"""Frozen domain types shared by the core and every adapter.
+
+These are value types shaped by the scoring and statistics code, not by the
+database schema: storage converts between them and its tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class RunStatus(StrEnum):
+    """Life cycle of one run: running, then exactly one final state."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the run could not complete (benchmark or store broke)
+    ABORTED = "aborted"  # interrupted: shutdown, crash, lost leadership
+    DEGRADED = "degraded"  # completed, but too many endpoint errors to judge quality
+
+
+class ErrorKind(StrEnum):
+    """Why an item got no usable output from the endpoint."""
+
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    HTTP_4XX = "http_4xx"
+    HTTP_5XX = "http_5xx"
+    INVALID_RESPONSE = "invalid_response"
+
+
+class VerdictKind(StrEnum):
+    """Outcome of comparing one run's scorer with its baseline."""
+
+    OK = "ok"
+    WARN = "warn"
+    REGRESSED = "regressed"
+    IMPROVED = "improved"
+    NO_BASELINE = "no_baseline"
+    INSUFFICIENT_DATA = "insufficient_data"
+    DEGRADED = "degraded"
+
+
+@dataclass(frozen=True, slots=True)
+class ScorerSpec:
+    """A configured scorer: `kind` picks the function, `name` keys its scores."""
+
+    kind: str
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One benchmark item: its stable key, raw fields, rendered prompt and reference."""
+
+    key: str
+    fields: Mapping[str, Any]
+    prompt: str | None = None
+    reference: Any = None
+    split: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    """A loaded benchmark at one content version (hash of items, prompt and scorers)."""
+
+    name: str
+    version: str
+    items: tuple[Item, ...]
+    scorers: tuple[ScorerSpec, ...]
+    prompt_template: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage reported by the endpoint, when it reports any."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What an endpoint returned for one item (or why it returned nothing)."""
+
+    output: str | None
+    latency_s: float
+    error: ErrorKind | None = None
+    error_detail: str | None = None
+    model_id: str | None = None
+    usage: Usage | None = None
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """One item of one run: output, per-scorer scores (empty when errored), timing."""
+
+    item_key: str
+    output: str | None
+    scores: Mapping[str, float]
+    latency_s: float
+    error: ErrorKind | None = None
+    error_detail: str | None = None
+    usage: Usage | None = None
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreSummary:
+    """Run-level aggregate of one scorer: mean with a confidence interval."""
+
+    scorer: str
+    value: float
+    ci_lower: float
+    ci_upper: float
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One execution of a monitor's benchmark version against one endpoint."""
+
+    id: int
+    monitor: str
+    endpoint: str
+    benchmark: str
+    benchmark_version: str
+    trigger: str
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None = None
+    n_items: int = 0
+    n_errors: int = 0
+    model_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedItems:
+    """Items whose outcome flipped between the baseline and the current run."""
+
+    pass_to_fail: tuple[str, ...] = ()
+    fail_to_pass: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The decision for one scorer of one run, with everything needed to explain it."""
+
+    scorer: str
+    verdict: VerdictKind
+    test: str
+    baseline: str
+    statistic: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    effect: float | None = None
+    effect_ci: tuple[float, float] | None = None
+    baseline_score: float | None = None
+    changed: ChangedItems = field(default_factory=ChangedItems)
+    detail: str = ""
