@@ -1,0 +1,329 @@
+"""The `monitor` command.
+
+Exit codes (design.md §8): 0 ok, 1 regression detected, 2 bad config or data,
+3 run failed, degraded or aborted. When several endpoints disagree the most severe
+wins: 3 over 1, because a run that could not be judged is worse than one that was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from monitor import __version__
+
+if TYPE_CHECKING:
+    from monitor.config import Settings
+    from monitor.runner import RunOutcome
+
+EXIT_OK, EXIT_REGRESSION, EXIT_CONFIG, EXIT_RUN_FAILED = 0, 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="monitor",
+        description="Continuous evaluation and drift monitoring for deployed models.",
+    )
+    p.add_argument("--version", action="version", version=f"monitor {__version__}")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--config", "-c", default="monitor.yaml", help="YAML config file")
+        return sp
+
+    c = sub.add_parser("check-config", help="validate a config file and its benchmarks")
+    c.add_argument("file", nargs="?", help="config file (or use --config)")
+    c.add_argument("--config", "-c", dest="config_opt", default=None)
+
+    r = with_config(sub.add_parser("run", help="run one monitor now, against all its endpoints"))
+    r.add_argument("monitor")
+    r.add_argument("--endpoint", "-e", action="append", default=[], help="only this endpoint")
+    r.add_argument("--format", choices=["table", "json"], default="table")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
+
+    rs = with_config(sub.add_parser("runs", help="list past runs with scores"))
+    rs.add_argument("--monitor")
+    rs.add_argument("--endpoint")
+    rs.add_argument("--limit", type=int, default=20)
+    rs.add_argument("--format", choices=["table", "json"], default="table")
+
+    cp = with_config(sub.add_parser("compare", help="two runs side by side, with flipped items"))
+    cp.add_argument("run_a", type=int)
+    cp.add_argument("run_b", type=int)
+    cp.add_argument("--format", choices=["table", "json"], default="table")
+
+    db = with_config(sub.add_parser("db", help="database maintenance"))
+    db.add_argument("action", choices=["upgrade"])
+
+    de = sub.add_parser("demo-endpoint", help="serve a simulated OpenAI-compatible model")
+    de.add_argument("--listen", default="127.0.0.1:8089")
+    de.add_argument("--regress-after", type=int, default=0, help="requests before the drop")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    from monitor.errors import MonitorError
+    from monitor.log import configure_logging
+
+    configure_logging(level=args.log_level)
+    try:
+        handler = _COMMANDS[args.command]
+        return handler(args)
+    except MonitorError as exc:
+        from monitor.errors import BenchmarkError, ConfigError
+
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG if isinstance(exc, ConfigError | BenchmarkError) else EXIT_RUN_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _settings(path: str) -> Settings:
+    from monitor.config import load_settings
+    from monitor.log import redactor
+
+    settings = load_settings(path)
+    redactor.update(settings.secrets | ({settings.server.api_token} - {None}))  # type: ignore[operator]
+    return settings
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from monitor.app import check_benchmarks
+
+    path = args.file or args.config_opt or "monitor.yaml"
+    settings = _settings(path)
+    benches = check_benchmarks(settings)
+    items = sum(len(b.items) for b in benches)
+    print(
+        f"{path}: ok ({len(settings.endpoints)} endpoints, {len(benches)} benchmarks "
+        f"with {items} items, {len(settings.monitors)} monitors)"
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.app import open_settings_store, prepare, run_prepared
+    from monitor.core.model import RunStatus, VerdictKind
+    from monitor.runner import describe_outcome
+
+    settings = _settings(args.config)
+    prepared = prepare(settings, args.monitor, args.endpoint)
+    store = open_settings_store(settings)
+    try:
+        show_bar = args.format == "table" and sys.stdout.isatty() and not args.no_progress
+        if show_bar:
+            outcomes = _run_with_progress_bar(settings, prepared, store)
+        else:
+            outcomes = asyncio.run(run_prepared(settings, prepared, store))
+    finally:
+        store.close()
+    if args.format == "json":
+        print(json.dumps({"runs": [describe_outcome(o) for o in outcomes]}, indent=2))
+    else:
+        _print_outcomes(outcomes)
+    if any(o.run.status is not RunStatus.SUCCEEDED for o in outcomes):
+        return EXIT_RUN_FAILED
+    if any(v.verdict is VerdictKind.REGRESSED for o in outcomes for v in o.verdicts):
+        return EXIT_REGRESSION
+    return EXIT_OK
+
+
+def _run_with_progress_bar(settings: Settings, prepared: Any, store: Any) -> list[RunOutcome]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from monitor.app import run_prepared
+    from monitor.runner import Progress as RunProgress
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("errors {task.fields[errors]}  {task.fields[rate]:.1f} items/s"),
+    )
+    with Progress(*columns, transient=False) as bar:
+        tasks = {
+            name: bar.add_task(
+                f"{prepared.monitor.name} @ {name}",
+                total=len(prepared.benchmark.items),
+                errors=0,
+                rate=0.0,
+            )
+            for name in prepared.endpoints
+        }
+
+        def update(name: str, p: RunProgress) -> None:
+            bar.update(tasks[name], completed=p.done, errors=p.errors, rate=p.rate)
+
+        return asyncio.run(run_prepared(settings, prepared, store, on_progress=update))
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="monitor run")
+    for col in ("run", "monitor", "endpoint", "status", "scorer", "score [95% CI]", "verdict"):
+        table.add_column(col)
+    for col in ("items", "errors", "duration"):
+        table.add_column(col, justify="right")
+    for o in outcomes:
+        verdicts = {v.scorer: v for v in o.verdicts}
+        rows = o.scores or ()
+        if not rows:
+            table.add_row(
+                str(o.run.id),
+                o.run.monitor,
+                o.run.endpoint,
+                o.run.status.value,
+                "-",
+                "-",
+                "-",
+                str(o.run.n_items),
+                str(o.run.n_errors),
+                f"{o.duration_s:.2f}s",
+            )
+        for s in rows:
+            v = verdicts.get(s.scorer)
+            verdict = "-" if v is None else v.verdict.value
+            if v is not None and v.effect is not None and v.effect == v.effect:
+                verdict += f" ({v.effect:+.3f}, p={_fmt(v.p_adjusted, 4)})"
+            table.add_row(
+                str(o.run.id),
+                o.run.monitor,
+                o.run.endpoint,
+                o.run.status.value,
+                s.scorer,
+                f"{_fmt(s.value)} [{_fmt(s.ci_lower)}, {_fmt(s.ci_upper)}]",
+                verdict,
+                str(o.run.n_items),
+                str(o.run.n_errors),
+                f"{o.duration_s:.2f}s",
+            )
+    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from monitor.app import open_settings_store
+    from monitor.runner import run_document
+
+    settings = _settings(args.config)
+    store = open_settings_store(settings)
+    try:
+        runs = store.list_runs(monitor=args.monitor, endpoint=args.endpoint, limit=args.limit)
+        ids = [r.id for r in runs]
+        scores, verdicts = store.run_scores(ids), store.run_verdicts(ids)
+    finally:
+        store.close()
+    docs = [run_document(r, scores.get(r.id, []), verdicts.get(r.id, [])) for r in runs]
+    if args.format == "json":
+        print(json.dumps({"runs": docs}, indent=2))
+        return EXIT_OK
+    table = Table(title=f"runs ({len(docs)} newest)")
+    for col in ("run", "monitor", "endpoint", "status", "started", "duration", "items"):
+        table.add_column(col)
+    table.add_column("errors", justify="right")
+    table.add_column("scores")
+    table.add_column("verdicts")
+    for d in docs:
+        table.add_row(
+            str(d["id"]),
+            d["monitor"],
+            d["endpoint"],
+            d["status"],
+            d["started_at"][:19].replace("T", " "),
+            "-" if d["duration_s"] is None else f"{d['duration_s']:.1f}s",
+            str(d["n_items"]),
+            str(d["n_errors"]),
+            ", ".join(f"{k}={_fmt(v['value'])}" for k, v in d["scores"].items()),
+            ", ".join(f"{k}={v['verdict']}" for k, v in d["verdicts"].items()) or "-",
+        )
+    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from monitor.app import open_settings_store
+    from monitor.errors import MonitorError
+
+    settings = _settings(args.config)
+    store = open_settings_store(settings)
+    try:
+        runs = [store.get_run(args.run_a), store.get_run(args.run_b)]
+        missing = [rid for rid, r in zip((args.run_a, args.run_b), runs, strict=True) if r is None]
+        if missing:
+            raise MonitorError(f"no run with id {missing[0]}")
+        scores = store.run_scores([args.run_a, args.run_b])
+        a_scores = {s.scorer: s for s in scores.get(args.run_a, [])}
+        b_scores = {s.scorer: s for s in scores.get(args.run_b, [])}
+        report: dict[str, Any] = {"run_a": args.run_a, "run_b": args.run_b, "scorers": {}}
+        for scorer in sorted(a_scores.keys() | b_scores.keys()):
+            per_item = store.item_scores([args.run_a, args.run_b], scorer)
+            a_items, b_items = per_item.get(args.run_a, {}), per_item.get(args.run_b, {})
+            common = a_items.keys() & b_items.keys()
+            sa, sb = a_scores.get(scorer), b_scores.get(scorer)
+            report["scorers"][scorer] = {
+                "a": None if sa is None else sa.value,
+                "b": None if sb is None else sb.value,
+                "difference": None if sa is None or sb is None else sb.value - sa.value,
+                "pass_to_fail": sorted(k for k in common if a_items[k] >= 0.5 > b_items[k]),
+                "fail_to_pass": sorted(k for k in common if a_items[k] < 0.5 <= b_items[k]),
+                "only_in_a": len(a_items.keys() - b_items.keys()),
+                "only_in_b": len(b_items.keys() - a_items.keys()),
+            }
+    finally:
+        store.close()
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    for scorer, r in report["scorers"].items():
+        print(
+            f"{scorer}: run {args.run_a} = {_fmt(r['a'])}, run {args.run_b} = {_fmt(r['b'])}, "
+            f"difference {_fmt(r['difference'])}"
+        )
+        print(f"  pass -> fail ({len(r['pass_to_fail'])}): {', '.join(r['pass_to_fail'][:20])}")
+        print(f"  fail -> pass ({len(r['fail_to_pass'])}): {', '.join(r['fail_to_pass'][:20])}")
+    return EXIT_OK
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from monitor.storage import open_store
+
+    settings = _settings(args.config)
+    store = open_store(settings.storage.url, migrate=True)
+    store.close()
+    print(f"database {store} is at the latest schema")
+    return EXIT_OK
+
+
+def cmd_demo_endpoint(args: argparse.Namespace) -> int:
+    from monitor.demo.simulator import serve_forever
+
+    host, _, port = args.listen.rpartition(":")
+    asyncio.run(serve_forever(host, int(port), regress_after=args.regress_after))
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "check-config": cmd_check_config,
+    "run": cmd_run,
+    "runs": cmd_runs,
+    "compare": cmd_compare,
+    "db": cmd_db,
+    "demo-endpoint": cmd_demo_endpoint,
+}

@@ -1,0 +1,508 @@
+"""YAML configuration -> validated, frozen settings.
+
+Loading is three steps, each reporting errors as ``file:line: field.path: message``:
+
+1. parse YAML into plain data while recording the line of every key and value
+   (duplicate keys are errors: YAML would silently keep the last one);
+2. substitute ``${VAR}`` / ``${VAR:-default}`` in strings from an explicit environ mapping;
+   substituted values are remembered as secrets so logs and stores can mask them;
+3. validate with pydantic (unknown keys are errors) and check cross references.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from monitor.core.model import ScorerSpec
+from monitor.core.scoring import SCORER_KINDS, build_scorer
+from monitor.errors import ConfigError
+
+# ---------------------------------------------------------------- scalar types
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``30s``, ``15m``, ``1h30m``, ``250ms`` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}")  # noqa: TRY004 - pydantic wants ValueError
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"invalid duration {value!r}: must not be negative")
+        return float(value)
+    text = str(value).strip()
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"invalid duration {value!r} (examples: 30s, 15m, 1h30m, 250ms)")
+    return total
+
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h|d)\s*$")
+
+
+def parse_rate(value: object) -> float:
+    """Requests per second from ``20/s``, ``600/m``, ``5/h``."""
+    match = _RATE.match(str(value))
+    if isinstance(value, bool) or match is None or float(match.group(1)) <= 0:
+        raise ValueError(f"invalid rate limit {value!r} (examples: 20/s, 600/m)")
+    return float(match.group(1)) / _UNIT_SECONDS[match.group(2)]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Rate = Annotated[float, BeforeValidator(parse_rate)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- sections
+
+
+class StorageSettings(_Model):
+    url: str = "sqlite:///monitor.db"
+    retention_days: int | None = Field(default=None, ge=1)
+
+
+class ServerSettings(_Model):
+    listen: str = "127.0.0.1:9464"
+    api_token: str | None = None
+    shutdown_grace: Duration = 30.0
+    dashboard_url: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"invalid listen address {value!r} (expected host:port)")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+EndpointType = Literal["openai-chat", "openai-completions", "http-json", "mlflow", "kserve-v2"]
+
+
+class InputSettings(_Model):
+    """How item fields become a model input (mlflow, kserve-v2)."""
+
+    field: str | list[str]
+    format: Literal["inputs", "dataframe_records", "dataframe_split"] = "inputs"
+    tensor: str = "input-0"
+    datatype: str = "FP64"
+
+
+class EndpointSettings(_Model):
+    name: Name
+    type: EndpointType
+    url: str
+    model: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    concurrency: int = Field(default=8, ge=1, le=1024)
+    rate_limit: Rate | None = None
+    timeout: Duration = 30.0
+    retries: int = Field(default=3, ge=0, le=20)
+    backoff: Duration = 0.5
+    max_response_bytes: int = Field(default=1 << 20, ge=1024)
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    body: str | None = None  # http-json: Jinja2 JSON template over item fields
+    response: str | None = None  # http-json / mlflow: path to the prediction, e.g. $.result.label
+    input: InputSettings | None = None  # mlflow / kserve-v2
+    output: str | None = None  # kserve-v2: output tensor name
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"invalid url {value!r} (expected http:// or https://)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_type_fields(self) -> EndpointSettings:
+        needs: dict[str, tuple[str, ...]] = {
+            "openai-chat": ("model",),
+            "openai-completions": ("model",),
+            "http-json": ("body", "response"),
+            "mlflow": ("input",),
+            "kserve-v2": ("model", "input"),
+        }
+        missing = [f for f in needs[self.type] if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"type {self.type} requires: {', '.join(missing)}")
+        return self
+
+    def fingerprint(self) -> str:
+        """Hash of the settings that change what is measured; header values are excluded
+        because they hold secrets and rotating a key does not change the model."""
+        data = self.model_dump(mode="json", exclude={"headers"})
+        data["header_names"] = sorted(self.headers)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _parse_scorer(value: object) -> ScorerSpec:
+    """``exact_match`` or ``{regex: {pattern: ...}}``; an optional ``name`` param renames it."""
+    if isinstance(value, ScorerSpec):
+        return value
+    if isinstance(value, str):
+        kind, params = value, {}
+    elif isinstance(value, Mapping) and len(value) == 1:
+        kind, raw = next(iter(value.items()))
+        params = dict(raw) if isinstance(raw, Mapping) else {}
+        if raw is not None and not isinstance(raw, Mapping):
+            raise ValueError(f"scorer {kind!r}: parameters must be a mapping")
+    else:
+        raise ValueError("a scorer is a name or a mapping {kind: {params}}")
+    if kind not in SCORER_KINDS:
+        raise ValueError(f"unknown scorer {kind!r} (known: {', '.join(sorted(SCORER_KINDS))})")
+    name = str(params.pop("name", kind))
+    spec = ScorerSpec(kind=kind, name=name, params=params)
+    build_scorer(spec)  # fail at load time, not at run time
+    return spec
+
+
+Scorer = Annotated[ScorerSpec, BeforeValidator(_parse_scorer)]
+
+
+class BenchmarkSettings(_Model):
+    name: Name
+    data: str
+    format: Literal["auto", "jsonl", "csv", "labelstudio", "hf"] = "auto"
+    prompt: str | None = None
+    reference: str | None = None
+    id_field: str = "id"
+    scorers: list[Scorer] = Field(min_length=1)
+    split: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _unique_scorers(self) -> BenchmarkSettings:
+        names = [s.name for s in self.scorers]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate scorer names {dup}: give one a `name` parameter")
+        return self
+
+
+class ScheduleSettings(_Model):
+    cron: str | None = None
+    every: Duration | None = None
+    jitter: Duration = 0.0
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> ScheduleSettings:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("schedule needs exactly one of `cron` or `every`")
+        if self.every is not None and self.every <= 0:
+            raise ValueError("schedule.every must be positive")
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(f"invalid cron {self.cron!r}: expected 5 fields (m h dom mon dow)")
+        return self
+
+
+class DriftConfig(_Model):
+    baseline: str = "rolling:5"
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    min_effect: float = Field(default=0.01, ge=0, le=1)
+    sequential: Literal["cusum", "none"] = "cusum"
+    arl0: float = Field(default=1000.0, gt=1)
+
+    @field_validator("baseline")
+    @classmethod
+    def _check_baseline(cls, value: str) -> str:
+        if value != "pinned" and not re.fullmatch(r"rolling:[1-9]\d{0,2}", value):
+            raise ValueError(f"invalid baseline {value!r} (expected rolling:K or pinned)")
+        return value
+
+    @property
+    def rolling_window(self) -> int | None:
+        return int(self.baseline.split(":")[1]) if self.baseline.startswith("rolling:") else None
+
+
+class MonitorSettings(_Model):
+    name: Name
+    benchmark: str
+    endpoints: list[str] = Field(min_length=1)
+    schedule: ScheduleSettings | None = None
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    alert: list[str] = Field(default_factory=list)
+    degraded_threshold: float = Field(default=0.05, ge=0, le=1)
+    score_floor: float | None = Field(default=None, ge=0, le=1)
+
+
+class WebhookReceiver(_Model):
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class UrlReceiver(_Model):
+    url: str
+
+
+class ReceiverSettings(_Model):
+    name: Name
+    webhook: WebhookReceiver | None = None
+    slack: UrlReceiver | None = None
+    alertmanager: UrlReceiver | None = None
+
+
+class AlertingSettings(_Model):
+    receivers: list[ReceiverSettings] = Field(default_factory=list)
+    repeat_interval: Duration = 4 * 3600.0
+
+
+class Settings(_Model):
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    endpoints: list[EndpointSettings] = Field(default_factory=list)
+    benchmarks: list[BenchmarkSettings] = Field(default_factory=list)
+    monitors: list[MonitorSettings] = Field(default_factory=list)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+
+    _secrets: frozenset[str] = PrivateAttr(default=frozenset())
+    _source: str = PrivateAttr(default="<memory>")
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        """Every value that came from the environment: never to be logged or stored."""
+        return self._secrets
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def endpoint(self, name: str) -> EndpointSettings:
+        return next(e for e in self.endpoints if e.name == name)
+
+    def benchmark(self, name: str) -> BenchmarkSettings:
+        return next(b for b in self.benchmarks if b.name == name)
+
+    def monitor(self, name: str) -> MonitorSettings:
+        for m in self.monitors:
+            if m.name == name:
+                return m
+        known = ", ".join(m.name for m in self.monitors) or "none"
+        raise ConfigError(f"{self._source}: no monitor named {name!r} (known: {known})")
+
+
+# ---------------------------------------------------------------- YAML with lines
+
+Path_ = tuple[str | int, ...]
+
+
+class _Located:
+    """Plain data from a YAML node tree plus the line of every path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.lines: dict[Path_, int] = {}
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = yaml.safe_load(yaml.serialize(key_node))  # scalar key -> python value
+                if not isinstance(key, str | int | float | bool):
+                    raise self.error(key_node.start_mark.line + 1, path, "keys must be scalars")
+                key = str(key)
+                if key in out:
+                    line = key_node.start_mark.line + 1
+                    raise self.error(line, (*path, key), "duplicate key")
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, (*path, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(v, (*path, i)) for i, v in enumerate(node.value)]
+        return yaml.safe_load(yaml.serialize(node))
+
+    def line_of(self, path: Path_) -> int:
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return 1
+
+    def error(self, line: int, path: Path_, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}:{line}: {format_path(path)}: {message}")
+
+
+def format_path(path: Path_) -> str:
+    """``endpoints[1].timeout`` from ``("endpoints", 1, "timeout")``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(top level)"
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(
+    data: Any, path: Path_, environ: Mapping[str, str], loc: _Located, secrets: set[str]
+) -> Any:
+    if isinstance(data, dict):
+        return {k: _interpolate(v, (*path, k), environ, loc, secrets) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_interpolate(v, (*path, i), environ, loc, secrets) for i, v in enumerate(data)]
+    if not isinstance(data, str) or "${" not in data:
+        return data
+
+    def substitute(match: re.Match[str]) -> str:
+        var, default = match.group(1), match.group(2)
+        if var in environ:
+            value = environ[var]
+            if value:
+                secrets.add(value)
+            return value
+        if default is not None:
+            return default
+        raise loc.error(loc.line_of(path), path, f"environment variable {var} is not set")
+
+    return _ENV_REF.sub(substitute, data)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    kind, msg = err["type"], str(err["msg"])
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "missing required field"
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> Path_:
+    # pydantic appends validator/function names for Annotated types; keep data keys only
+    return tuple(p for p in loc if isinstance(p, int) or not str(p).startswith("function-"))
+
+
+def _check_references(settings: Settings, loc: _Located) -> list[str]:
+    problems: list[tuple[int, str]] = []
+
+    def dup(section: str, names: list[str]) -> None:
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                path: Path_ = (section, i, "name")
+                problems.append(
+                    (loc.line_of(path), f"{format_path(path)}: duplicate name {name!r}")
+                )
+            seen.add(name)
+
+    dup("endpoints", [e.name for e in settings.endpoints])
+    dup("benchmarks", [b.name for b in settings.benchmarks])
+    dup("monitors", [m.name for m in settings.monitors])
+    dup("receivers", [r.name for r in settings.alerting.receivers])
+    endpoints = {e.name for e in settings.endpoints}
+    benchmarks = {b.name for b in settings.benchmarks}
+    receivers = {r.name for r in settings.alerting.receivers}
+    for i, mon in enumerate(settings.monitors):
+        if mon.benchmark not in benchmarks:
+            path: Path_ = ("monitors", i, "benchmark")
+            problems.append(
+                (loc.line_of(path), f"{format_path(path)}: unknown benchmark {mon.benchmark!r}")
+            )
+        for j, ep in enumerate(mon.endpoints):
+            if ep not in endpoints:
+                path = ("monitors", i, "endpoints", j)
+                problems.append(
+                    (loc.line_of(path), f"{format_path(path)}: unknown endpoint {ep!r}")
+                )
+        for j, rc in enumerate(mon.alert):
+            if rc not in receivers:
+                path = ("monitors", i, "alert", j)
+                problems.append(
+                    (loc.line_of(path), f"{format_path(path)}: unknown receiver {rc!r}")
+                )
+    return [f"{loc.source}:{line}: {msg}" for line, msg in sorted(problems)]
+
+
+def parse_settings(
+    text: str, *, source: str = "<string>", environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Validate configuration text; raise ConfigError listing every problem found."""
+    loc = _Located(source)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError(f"{source}:{line}: invalid YAML: {exc.problem or exc}") from None
+    data = {} if root is None else loc.build(root, ())
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: (top level): expected a mapping of sections")
+    secrets: set[str] = set()
+    data = _interpolate(data, (), os.environ if environ is None else environ, loc, secrets)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = sorted(
+            (loc.line_of(_clean_loc(e["loc"])), format_path(_clean_loc(e["loc"])), _describe(e))
+            for e in exc.errors()
+        )
+        raise ConfigError(
+            "\n".join(f"{source}:{line}: {path}: {msg}" for line, path, msg in problems)
+        ) from None
+    problems = _check_references(settings, loc)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    settings._secrets = frozenset(secrets)
+    settings._source = source
+    return settings
+
+
+def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a config file. Relative benchmark paths resolve against its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    settings = parse_settings(text, source=str(path), environ=environ)
+    base = path.resolve().parent
+    benchmarks = [
+        b.model_copy(update={"data": str((base / b.data).resolve())})
+        if not Path(b.data).is_absolute()
+        else b
+        for b in settings.benchmarks
+    ]
+    resolved = settings.model_copy(update={"benchmarks": benchmarks})
+    resolved._secrets = settings.secrets
+    resolved._source = settings.source
+    return resolved

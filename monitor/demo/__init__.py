@@ -1,0 +1,1 @@
+"""The simulated model and data behind `monitor demo` and `monitor demo-endpoint`."""

@@ -1,0 +1,116 @@
+"""Engine creation for the two supported backends: SQLite (embedded) and PostgreSQL.
+
+* SQLite: every new connection gets ``journal_mode=WAL`` (readers never block the
+  writer), ``synchronous=NORMAL`` (durable at checkpoints, safe with WAL),
+  ``foreign_keys=ON`` and ``busy_timeout=5000`` ms; ``check_same_thread=False`` because
+  the async runner calls the store from worker threads (the pool still hands one
+  connection to one thread at a time). An in-memory database uses a single shared
+  connection, otherwise each connection would see its own empty database.
+* PostgreSQL: always through psycopg 3 (``postgresql://`` and ``postgres://`` URLs are
+  rewritten to ``postgresql+psycopg://``), with ``pool_pre_ping`` so a restarted server
+  costs one reconnect rather than one failed run.
+
+Both engines serialize JSON with non-finite floats turned into ``null`` (PostgreSQL
+rejects ``NaN`` in JSON), and hide bound parameters from error messages (item outputs
+are long and may be sensitive).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
+
+from monitor.errors import StorageError
+
+SQLITE_PRAGMAS: tuple[str, ...] = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+)
+
+_POSTGRES_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg"}
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse a database URL, pinning PostgreSQL to psycopg 3; reject other backends."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StorageError("invalid database URL (expected sqlite:/// or postgresql://)") from exc
+    if parsed.drivername in _POSTGRES_DRIVERS:
+        return parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername in {"sqlite", "sqlite+pysqlite"}:
+        return parsed
+    raise StorageError(
+        f"unsupported database backend {parsed.drivername!r}: use sqlite or postgresql"
+    )
+
+
+def mask_url(url: str | URL) -> str:
+    """Render a URL with its password replaced by ``***`` (safe to log and print)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid database URL>"
+
+
+def _finite(value: Any) -> Any:
+    """Copy a JSON-shaped value with NaN and infinities replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(inner) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(inner) for inner in value]
+    return value
+
+
+def dump_json(value: Any) -> str:
+    """Serialize for a JSON column: compact, NaN/inf as null, anything else must be JSON."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        # Only non-finite floats make json.dumps raise ValueError (TypeError otherwise).
+        return json.dumps(_finite(value), separators=(",", ":"), allow_nan=False)
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or bool(url.query.get("mode") == "memory")
+
+
+def create_engine(url: str | URL) -> Engine:
+    """Create the engine for `url` with the per-backend settings of this module."""
+    parsed = normalize_url(url)
+    common: dict[str, Any] = {"json_serializer": dump_json, "hide_parameters": True}
+    if parsed.get_backend_name() == "sqlite":
+        sqlite_args: dict[str, Any] = {"check_same_thread": False}
+        if _is_memory_sqlite(parsed):
+            engine = sa.create_engine(
+                parsed, connect_args=sqlite_args, poolclass=StaticPool, **common
+            )
+        else:
+            engine = sa.create_engine(parsed, connect_args=sqlite_args, **common)
+        sa.event.listen(engine, "connect", _set_sqlite_pragmas)
+        return engine
+    pg_args: dict[str, Any] = {}
+    if "application_name" not in parsed.query:
+        pg_args["application_name"] = "monitor"
+    if "connect_timeout" not in parsed.query:
+        pg_args["connect_timeout"] = 10
+    return sa.create_engine(parsed, connect_args=pg_args, pool_pre_ping=True, **common)
