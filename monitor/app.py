@@ -56,7 +56,7 @@ async def run_prepared(
     on_progress: Callable[[str, Progress], None] | None = None,
 ) -> list[RunOutcome]:
     """Run one monitor against its endpoints concurrently; one endpoint failing spares the rest."""
-    runner = Runner(store, judge=StoreJudge(store, settings))
+    runner = Runner(store, judge=StoreJudge(store, lambda: settings))
     async with HttpClient() as http:
         requests = []
         for name in prepared.endpoints:

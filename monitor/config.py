@@ -295,6 +295,7 @@ class Settings(_Model):
 
     _secrets: frozenset[str] = PrivateAttr(default=frozenset())
     _source: str = PrivateAttr(default="<memory>")
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
 
     @property
     def secrets(self) -> frozenset[str]:
@@ -304,6 +305,15 @@ class Settings(_Model):
     @property
     def source(self) -> str:
         return self._source
+
+    def where(self, path: tuple[str | int, ...]) -> str:
+        """``file:line: field.path`` for errors found after validation (cron, data files)."""
+        line = 1
+        for end in range(len(path), -1, -1):
+            if path[:end] in self._lines:
+                line = self._lines[path[:end]]
+                break
+        return f"{self._source}:{line}: {format_path(path)}"
 
     def endpoint(self, name: str) -> EndpointSettings:
         return next(e for e in self.endpoints if e.name == name)
@@ -484,6 +494,7 @@ def parse_settings(
         raise ConfigError("\n".join(problems))
     settings._secrets = frozenset(secrets)
     settings._source = source
+    settings._lines = loc.lines
     return settings
 
 
@@ -505,4 +516,5 @@ def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None)
     resolved = settings.model_copy(update={"benchmarks": benchmarks})
     resolved._secrets = settings.secrets
     resolved._source = settings.source
+    resolved._lines = settings._lines
     return resolved

@@ -172,12 +172,14 @@ class Runner:
         store: RunStore,
         *,
         judge: Judge | None = None,
+        observe: Callable[[str, Response], None] | None = None,
         clock: Callable[[], datetime] = utc_now,
         batch_size: int = 256,
         flush_interval: float = 1.0,
     ) -> None:
         self._store = store
         self._judge = judge
+        self._observe = observe
         self._clock = clock
         self._batch_size = batch_size
         self._flush_interval = flush_interval
@@ -264,11 +266,14 @@ class Runner:
         writer = _ResultWriter(self._store, run.id, self._batch_size, self._flush_interval)
         items = iter(request.benchmark.items)
         endpoint = request.endpoint
+        observe = self._observe
 
         async def work() -> None:
             # Workers share one iterator: no await between next() and use, so no races.
             for item in items:
                 response = await endpoint.predict(item)
+                if observe is not None:
+                    observe(endpoint.name, response)
                 result = collected.add(item, response)
                 writer.add(result)
                 progress.done += 1

@@ -1,0 +1,290 @@
+"""Prometheus metrics on an injected registry (design.md §6).
+
+Run-derived series come from the store, not from process memory: `StoreCollector`
+serves a snapshot built by `build_snapshot` after each run and at start, so after a
+restart every gauge shows the last stored values on the first scrape, and a scrape never
+queries the database. `monitor_runs_total` and `monitor_items_total` are counted in the
+store too and so survive restarts. Per-request series (`monitor_endpoint_*`) and the
+histograms are process counters: they restart at zero, which `rate()` handles.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from monitor import __version__
+from monitor.core.model import Response, Run, RunStatus, ScoreSummary, Verdict, VerdictKind
+
+SCORE_LABELS = ("monitor", "benchmark", "endpoint", "scorer")
+_RUN_STATUSES = tuple(s.value for s in RunStatus if s is not RunStatus.RUNNING)
+_DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, float("inf"))
+_REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, float("inf"))
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorTarget:
+    """One configured (monitor, endpoint) pair, with what the rules need to know of it."""
+
+    monitor: str
+    benchmark: str
+    endpoint: str
+    interval_s: float | None
+    score_floor: float | None
+    scorers: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Everything the collector serves, computed in one pass over the store."""
+
+    scores: list[tuple[tuple[str, ...], ScoreSummary]] = field(default_factory=list)
+    verdicts: list[tuple[tuple[str, ...], Verdict]] = field(default_factory=list)
+    last_run: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    run_counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    item_totals: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    targets: list[MonitorTarget] = field(default_factory=list)
+
+
+def build_snapshot(
+    *,
+    latest_runs: Sequence[Run],
+    scores: Mapping[int, Sequence[ScoreSummary]],
+    verdicts: Mapping[int, Sequence[Verdict]],
+    run_counts: Mapping[tuple[str, str, str], int],
+    item_totals: Mapping[tuple[str, str, str], tuple[int, int]],
+    targets: Sequence[MonitorTarget],
+) -> Snapshot:
+    """Assemble the snapshot from store reads (the caller does the I/O, in a thread)."""
+    configured = {(t.monitor, t.endpoint) for t in targets}
+    snap = Snapshot(targets=list(targets), run_counts=dict(run_counts))
+    for run in latest_runs:
+        if (run.monitor, run.endpoint) not in configured:
+            continue  # removed from the config: keep its history, stop exporting it
+        when = run.finished_at or run.started_at
+        snap.last_run[(run.monitor, run.endpoint, run.status.value)] = when.timestamp()
+        if run.status is RunStatus.SUCCEEDED:
+            for s in scores.get(run.id, ()):
+                snap.scores.append(((run.monitor, run.benchmark, run.endpoint, s.scorer), s))
+            for v in verdicts.get(run.id, ()):
+                snap.verdicts.append(((run.monitor, run.benchmark, run.endpoint, v.scorer), v))
+    for (mon, bench, ep), (ok, errors) in item_totals.items():
+        snap.item_totals[(mon, bench, ep, "ok")] = ok
+        snap.item_totals[(mon, bench, ep, "error")] = errors
+    return snap
+
+
+class StoreCollector(Collector):
+    """Serves the latest snapshot; `update` swaps it atomically."""
+
+    def __init__(self) -> None:
+        self._snapshot = Snapshot()
+        self._lock = threading.Lock()
+
+    def update(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+
+    def describe(self) -> Iterable[Metric]:
+        # An empty description keeps registration cheap and avoids a collect() at start.
+        return ()
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            snap = self._snapshot
+        yield from _score_families(snap)
+        yield from _verdict_families(snap)
+        yield from _run_families(snap)
+        yield from _target_families(snap)
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
+
+
+def _score_families(snap: Snapshot) -> Iterator[Metric]:
+    value = GaugeMetricFamily(
+        "monitor_benchmark_score",
+        "Score of the latest succeeded run (mean of per-item scores, 0..1).",
+        labels=SCORE_LABELS,
+    )
+    lower = GaugeMetricFamily(
+        "monitor_benchmark_score_ci_lower",
+        "Lower bound of the 95% confidence interval of monitor_benchmark_score.",
+        labels=SCORE_LABELS,
+    )
+    upper = GaugeMetricFamily(
+        "monitor_benchmark_score_ci_upper",
+        "Upper bound of the 95% confidence interval of monitor_benchmark_score.",
+        labels=SCORE_LABELS,
+    )
+    for labels, s in snap.scores:
+        if _finite(s.value):
+            value.add_metric(labels, s.value)
+        if _finite(s.ci_lower):
+            lower.add_metric(labels, s.ci_lower)
+        if _finite(s.ci_upper):
+            upper.add_metric(labels, s.ci_upper)
+    yield from (value, lower, upper)
+
+
+def _verdict_families(snap: Snapshot) -> Iterator[Metric]:
+    baseline = GaugeMetricFamily(
+        "monitor_baseline_score",
+        "Baseline score the latest succeeded run was compared with.",
+        labels=SCORE_LABELS,
+    )
+    effect = GaugeMetricFamily(
+        "monitor_regression_effect",
+        "Current minus baseline score of the latest succeeded run.",
+        labels=SCORE_LABELS,
+    )
+    detected = GaugeMetricFamily(
+        "monitor_regression_detected",
+        "1 when the latest succeeded run was judged a regression against its baseline.",
+        labels=SCORE_LABELS,
+    )
+    p_value = GaugeMetricFamily(
+        "monitor_drift_p_value",
+        "Multiplicity-adjusted p-value of the latest regression test.",
+        labels=(*SCORE_LABELS, "test"),
+    )
+    for labels, v in snap.verdicts:
+        if _finite(v.baseline_score):
+            baseline.add_metric(labels, v.baseline_score)  # type: ignore[arg-type]
+        if _finite(v.effect):
+            effect.add_metric(labels, v.effect)  # type: ignore[arg-type]
+        detected.add_metric(labels, 1.0 if v.verdict is VerdictKind.REGRESSED else 0.0)
+        p = v.p_adjusted if _finite(v.p_adjusted) else v.p_value
+        if _finite(p):
+            p_value.add_metric((*labels, v.test), p)  # type: ignore[arg-type]
+    yield from (baseline, effect, detected, p_value)
+
+
+def _run_families(snap: Snapshot) -> Iterator[Metric]:
+    last = GaugeMetricFamily(
+        "monitor_last_run_timestamp_seconds",
+        "Unix time the latest run of each status finished.",
+        labels=("monitor", "endpoint", "status"),
+    )
+    for key, ts in sorted(snap.last_run.items()):
+        last.add_metric(key, ts)
+    runs = CounterMetricFamily(
+        "monitor_runs",
+        "Runs finished, by final status (counted in the store: survives restarts).",
+        labels=("monitor", "endpoint", "status"),
+    )
+    for t in snap.targets:
+        for status in _RUN_STATUSES:
+            runs.add_metric(
+                (t.monitor, t.endpoint, status),
+                snap.run_counts.get((t.monitor, t.endpoint, status), 0),
+            )
+    items = CounterMetricFamily(
+        "monitor_items",
+        "Items evaluated, by outcome (ok or error), counted in the store.",
+        labels=("monitor", "benchmark", "endpoint", "outcome"),
+    )
+    for key, count in sorted(snap.item_totals.items()):
+        items.add_metric(key, count)
+    yield from (last, runs, items)
+
+
+def _target_families(snap: Snapshot) -> Iterator[Metric]:
+    interval = GaugeMetricFamily(
+        "monitor_schedule_interval_seconds",
+        "Seconds between scheduled runs of a monitor on an endpoint.",
+        labels=("monitor", "endpoint"),
+    )
+    floor = GaugeMetricFamily(
+        "monitor_score_floor",
+        "Configured minimum acceptable score of a monitor.",
+        labels=("monitor", "benchmark", "scorer"),
+    )
+    floors: set[tuple[str, str, str]] = set()
+    for t in snap.targets:
+        if t.interval_s:
+            interval.add_metric((t.monitor, t.endpoint), t.interval_s)
+        if t.score_floor is not None:
+            floors.update((t.monitor, t.benchmark, s) for s in t.scorers)
+    for key in sorted(floors):
+        target = next(t for t in snap.targets if t.monitor == key[0])
+        floor.add_metric(key, target.score_floor)  # type: ignore[arg-type]
+    yield from (interval, floor)
+
+
+class Metrics:
+    """The process's metrics: the store collector plus process-level instruments."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=False)
+        self.store_collector = StoreCollector()
+        self.registry.register(self.store_collector)
+        r = self.registry
+        self.run_duration = Histogram(
+            "monitor_run_duration_seconds",
+            "Wall time of runs (process counter).",
+            ("monitor", "endpoint"),
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "monitor_endpoint_request_duration_seconds",
+            "Latency of endpoint requests including retries (process counter).",
+            ("endpoint",),
+            buckets=_REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "monitor_endpoint_requests",
+            "Items sent to an endpoint (process counter).",
+            ("endpoint",),
+            registry=r,
+        )
+        self.errors = Counter(
+            "monitor_endpoint_errors",
+            "Items that got no usable answer, by error kind (process counter).",
+            ("endpoint", "kind"),
+            registry=r,
+        )
+        self.in_progress = Gauge(
+            "monitor_run_in_progress",
+            "1 while a run of this monitor on this endpoint is executing.",
+            ("monitor", "endpoint"),
+            registry=r,
+        )
+        self.alerts_firing = Gauge(
+            "monitor_alerts_firing", "Alerts firing in the built-in notifier.", registry=r
+        )
+        self.reload_ok = Gauge(
+            "monitor_config_last_reload_successful",
+            "1 if the last configuration (re)load succeeded.",
+            registry=r,
+        )
+        self.reload_ok.set(1)
+        self.build_info = Gauge(
+            "monitor_build_info", "Version of the running monitor.", ("version",), registry=r
+        )
+        self.build_info.labels(__version__).set(1)
+
+    def observe_response(self, endpoint: str, response: Response) -> None:
+        """Per-item hook for the runner; cheap: two or three counter updates."""
+        self.requests.labels(endpoint).inc()
+        self.request_duration.labels(endpoint).observe(response.latency_s)
+        if response.error is not None:
+            self.errors.labels(endpoint, response.error.value).inc()
+
+    def observe_run(self, monitor: str, endpoint: str, duration_s: float) -> None:
+        self.run_duration.labels(monitor, endpoint).observe(duration_s)
+
+    def initialize_targets(self, targets: Sequence[MonitorTarget]) -> None:
+        """Create zero-valued series so rate() and absent() behave before the first run."""
+        for t in targets:
+            self.in_progress.labels(t.monitor, t.endpoint).set(0)
+            self.requests.labels(t.endpoint)

@@ -1,0 +1,189 @@
+"""Schedules: one APScheduler job per (monitor, endpoint). The only module importing apscheduler.
+
+Jobs live in APScheduler 3.11's SQLAlchemy job store, in the monitor's own database, so
+fire times survive restarts: a fire time missed while the daemon was down runs once at
+start (coalesced) if it is within the misfire grace time. A job does nothing but hand a
+`RunSpec` to `submit`, the one seam between scheduling and execution (design.md §9);
+overlap and catch-up are the executor's business, not the scheduler's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import ScheduleSettings, Settings
+from monitor.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """A request to run one monitor against one endpoint."""
+
+    monitor: str
+    endpoint: str
+    trigger: str = "schedule"
+
+
+Submit = Callable[[RunSpec], Awaitable[None]]
+
+# Jobs are persisted by reference ("monitor.scheduling:fire"), so the callable that a
+# fired job reaches must be found through a module-level registry keyed by instance.
+_SUBMITTERS: dict[str, Submit] = {}
+
+
+async def fire(instance: str, monitor: str, endpoint: str) -> None:
+    """The persisted job target: forwards to the live process's `submit`."""
+    submit = _SUBMITTERS.get(instance)
+    if submit is not None:
+        await submit(RunSpec(monitor, endpoint, "schedule"))
+
+
+def build_trigger(schedule: ScheduleSettings) -> CronTrigger | IntervalTrigger:
+    """An APScheduler trigger; raises ValueError for a bad cron expression or time zone."""
+    try:
+        tz = ZoneInfo(schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {schedule.timezone!r}") from None
+    jitter = int(schedule.jitter) or None
+    if schedule.cron is not None:
+        trigger = CronTrigger.from_crontab(schedule.cron, timezone=tz)
+        trigger.jitter = jitter
+        return trigger
+    assert schedule.every is not None  # noqa: S101 - guaranteed by ScheduleSettings
+    return IntervalTrigger(seconds=schedule.every, timezone=tz, jitter=jitter)
+
+
+def check_schedules(settings: Settings) -> None:
+    """Validate every schedule the way the scheduler will read it (for check-config)."""
+    problems = []
+    for i, mon in enumerate(settings.monitors):
+        if mon.schedule is None:
+            continue
+        try:
+            build_trigger(mon.schedule)
+        except ValueError as exc:
+            field = "cron" if mon.schedule.cron is not None else "timezone"
+            problems.append(f"{settings.where(('monitors', i, 'schedule', field))}: {exc}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def schedule_interval(schedule: ScheduleSettings, now: datetime) -> float:
+    """Seconds between two fire times (for staleness alerts); for cron, the next gap after now."""
+    if schedule.every is not None:
+        return schedule.every
+    trigger = build_trigger(schedule.model_copy(update={"jitter": 0.0}))
+    first = trigger.get_next_fire_time(None, now)
+    second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first else None
+    return (second - first).total_seconds() if first and second else 0.0
+
+
+class Scheduler:
+    """Keeps APScheduler's jobs in step with the configured monitors."""
+
+    def __init__(
+        self,
+        url: str,
+        submit: Submit,
+        *,
+        instance: str = "monitor",
+        misfire_grace: float = 3600.0,
+    ) -> None:
+        self._instance = instance
+        self._submit = submit
+        self._scheduler = AsyncIOScheduler(
+            jobstores={"default": SQLAlchemyJobStore(url=url, tablename="apscheduler_jobs")},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": int(misfire_grace),
+            },
+            timezone="UTC",
+        )
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def start(self, settings: Settings) -> None:
+        """Register the submit target, sync jobs with the settings, start firing."""
+        _SUBMITTERS[self._instance] = self._submit
+        self._scheduler.start(paused=True)
+        self.sync(settings)
+        self._scheduler.resume()
+
+    def shutdown(self) -> None:
+        """Stop firing; jobs stay stored for the next start."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        _SUBMITTERS.pop(self._instance, None)
+
+    def pause(self) -> None:
+        """Stop firing new runs (shutdown in progress) without touching stored jobs."""
+        if self._scheduler.running:
+            self._scheduler.pause()
+
+    def sync(self, settings: Settings) -> dict[str, str]:
+        """Add, change and remove jobs; unchanged jobs keep their next fire time."""
+        wanted: dict[str, tuple[str, str, ScheduleSettings]] = {}
+        for mon in settings.monitors:
+            if mon.schedule is None:
+                continue
+            for ep in mon.endpoints:
+                wanted[job_id(mon.name, ep)] = (mon.name, ep, mon.schedule)
+        changes: dict[str, str] = {}
+        existing = {job.id: job for job in self._scheduler.get_jobs()}
+        for jid, job in existing.items():
+            if jid not in wanted:
+                job.remove()
+                changes[jid] = "removed"
+        for jid, (mon_name, ep, schedule) in wanted.items():
+            fingerprint = _fingerprint(schedule, self._instance)
+            current = existing.get(jid)
+            if current is not None and current.name == fingerprint:
+                continue
+            self._scheduler.add_job(
+                fire,
+                trigger=build_trigger(schedule),
+                args=(self._instance, mon_name, ep),
+                id=jid,
+                name=fingerprint,
+                replace_existing=True,
+            )
+            changes[jid] = "changed" if current is not None else "added"
+        return changes
+
+    def next_fire_times(self) -> dict[tuple[str, str], datetime | None]:
+        """(monitor, endpoint) -> next fire time, for the API."""
+        out: dict[tuple[str, str], datetime | None] = {}
+        for job in self._scheduler.get_jobs():
+            _, mon, ep = job.args
+            out[(mon, ep)] = job.next_run_time
+        return out
+
+
+def job_id(monitor: str, endpoint: str) -> str:
+    """The stable id of the job for one (monitor, endpoint)."""
+    return f"{monitor}@{endpoint}"
+
+
+def _fingerprint(schedule: ScheduleSettings, instance: str) -> str:
+    raw = f"{instance}|{schedule.model_dump_json()}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def known_job_ids(settings: Settings) -> Iterable[str]:
+    """Ids of every job the settings ask for."""
+    for mon in settings.monitors:
+        if mon.schedule is not None:
+            for ep in mon.endpoints:
+                yield job_id(mon.name, ep)

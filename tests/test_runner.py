@@ -1,0 +1,217 @@
+"""The runner through fakes: streaming writes, statuses, aborts and the per-item hook."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from monitor.core.model import (
+    Benchmark,
+    ErrorKind,
+    Item,
+    ItemResult,
+    Response,
+    Run,
+    RunStatus,
+    ScorerSpec,
+    ScoreSummary,
+    Verdict,
+    VerdictKind,
+)
+from monitor.errors import StorageError
+from monitor.runner import Runner, RunRequest, describe_outcome
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+class MemoryStore:
+    """An in-memory RunStore that records every call."""
+
+    def __init__(self, *, fail_writes: bool = False) -> None:
+        self.runs: dict[int, Run] = {}
+        self.batches: list[list[ItemResult]] = []
+        self.benchmarks: list[str] = []
+        self.scores: dict[int, list[ScoreSummary]] = {}
+        self.fail_writes = fail_writes
+
+    def save_benchmark(self, bench: Benchmark, now: datetime) -> None:
+        self.benchmarks.append(bench.version)
+
+    def start_run(self, **kw: object) -> Run:
+        run = Run(
+            id=len(self.runs) + 1,
+            monitor=str(kw["monitor"]),
+            endpoint=str(kw["endpoint"]),
+            benchmark=str(kw["benchmark"]),
+            benchmark_version=str(kw["benchmark_version"]),
+            trigger=str(kw["trigger"]),
+            status=RunStatus.RUNNING,
+            started_at=NOW,
+        )
+        self.runs[run.id] = run
+        return run
+
+    def add_item_results(self, run_id: int, results: Sequence[ItemResult]) -> None:
+        if self.fail_writes:
+            raise StorageError("disk full")
+        self.batches.append(list(results))
+
+    def finish_run(self, run_id: int, **kw: object) -> Run:
+        run = replace(
+            self.runs[run_id],
+            status=kw["status"],  # type: ignore[arg-type]
+            finished_at=NOW,
+            n_items=int(kw["n_items"]),  # type: ignore[call-overload]
+            n_errors=int(kw["n_errors"]),  # type: ignore[call-overload]
+            model_id=kw["model_id"],  # type: ignore[arg-type]
+        )
+        self.runs[run_id] = run
+        self.scores[run_id] = list(kw["scores"])  # type: ignore[call-overload]
+        return run
+
+
+class ScriptedEndpoint:
+    """Answers `answers[key]`; keys in `errors` fail; optional delay per request."""
+
+    name = "fake"
+
+    def __init__(
+        self,
+        answers: Mapping[str, str],
+        errors: frozenset[str] = frozenset(),
+        delay: float = 0.0,
+    ) -> None:
+        self.answers, self.errors, self.delay = answers, errors, delay
+        self.in_flight = self.max_in_flight = 0
+
+    async def predict(self, item: Item) -> Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            if item.key in self.errors:
+                return Response(None, 0.01, error=ErrorKind.HTTP_5XX, error_detail="503")
+            return Response(self.answers[item.key], 0.01, model_id="m-1")
+        finally:
+            self.in_flight -= 1
+
+
+def bench(n: int, scorers: Sequence[ScorerSpec] | None = None) -> Benchmark:
+    items = tuple(Item(key=f"i{k}", fields={}, prompt="p", reference="yes") for k in range(n))
+    specs = tuple(scorers or (ScorerSpec("exact_match", "exact_match"),))
+    return Benchmark(name="b", version="v1", items=items, scorers=specs)
+
+
+def request(endpoint: ScriptedEndpoint, n: int, **kw: object) -> RunRequest:
+    return RunRequest(
+        monitor="m",
+        benchmark=kw.pop("benchmark", None) or bench(n),  # type: ignore[arg-type]
+        endpoint=endpoint,
+        concurrency=int(kw.pop("concurrency", 4)),  # type: ignore[call-overload]
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+class TestRunner:
+    async def test_scores_and_succeeds(self) -> None:
+        """Every item is scored, written, and aggregated with a Wilson interval."""
+        store = MemoryStore()
+        answers = {f"i{k}": "yes" if k % 4 else "no" for k in range(100)}
+        outcome = await Runner(store, batch_size=16).run(request(ScriptedEndpoint(answers), 100))
+        assert outcome.run.status is RunStatus.SUCCEEDED
+        assert outcome.run.model_id == "m-1"
+        (score,) = outcome.scores
+        assert score.value == pytest.approx(0.75)
+        assert score.ci_lower < 0.75 < score.ci_upper
+        assert sum(len(b) for b in store.batches) == 100
+        assert max(len(b) for b in store.batches) <= 16
+
+    async def test_concurrency_is_bounded(self) -> None:
+        """No more requests are in flight than the configured concurrency."""
+        endpoint = ScriptedEndpoint({f"i{k}": "yes" for k in range(40)}, delay=0.005)
+        await Runner(MemoryStore()).run(request(endpoint, 40, concurrency=5))
+        assert endpoint.max_in_flight == 5
+
+    async def test_error_share_above_threshold_is_degraded(self) -> None:
+        """A run with more endpoint errors than the threshold is degraded, not judged."""
+        answers = {f"i{k}": "yes" for k in range(20)}
+        endpoint = ScriptedEndpoint(answers, errors=frozenset({"i1", "i2"}))
+        outcome = await Runner(MemoryStore()).run(request(endpoint, 20, degraded_threshold=0.05))
+        assert outcome.run.status is RunStatus.DEGRADED
+        assert outcome.run.n_errors == 2
+        assert outcome.scores[0].n == 18  # errored items are not scored as wrong answers
+
+    async def test_errors_below_threshold_succeed(self) -> None:
+        """A few errors under the threshold leave the run succeeded."""
+        answers = {f"i{k}": "yes" for k in range(100)}
+        endpoint = ScriptedEndpoint(answers, errors=frozenset({"i1"}))
+        outcome = await Runner(MemoryStore()).run(request(endpoint, 100))
+        assert outcome.run.status is RunStatus.SUCCEEDED
+
+    async def test_storage_failure_marks_run_failed(self) -> None:
+        """A store that refuses item results fails the run instead of crashing the caller."""
+        store = MemoryStore(fail_writes=True)
+        outcome = await Runner(store).run(request(ScriptedEndpoint({"i0": "yes"}), 1))
+        assert outcome.run.status is RunStatus.FAILED
+        assert store.runs[1].status is RunStatus.FAILED
+
+    async def test_cancel_marks_run_aborted_and_keeps_written_results(self) -> None:
+        """Cancelling mid-run records the run as aborted; flushed batches stay stored."""
+        store = MemoryStore()
+        endpoint = ScriptedEndpoint({f"i{k}": "yes" for k in range(1000)}, delay=0.002)
+        runner = Runner(store, batch_size=10, flush_interval=0.01)
+        task = asyncio.create_task(runner.run(request(endpoint, 1000, concurrency=2)))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert store.runs[1].status is RunStatus.ABORTED
+        assert 0 < sum(len(b) for b in store.batches) < 1000
+
+    async def test_observer_sees_every_response(self) -> None:
+        """The per-item hook is called once per item with the endpoint name."""
+        seen: list[str] = []
+        runner = Runner(MemoryStore(), observe=lambda name, _r: seen.append(name))
+        await runner.run(request(ScriptedEndpoint({f"i{k}": "yes" for k in range(7)}), 7))
+        assert seen == ["fake"] * 7
+
+    async def test_classification_adds_macro_f1(self) -> None:
+        """A classification scorer also yields a run-level macro-F1 aggregate."""
+        spec = ScorerSpec("classification", "label")
+        answers = {f"i{k}": "yes" for k in range(10)}
+        outcome = await Runner(MemoryStore()).run(
+            request(ScriptedEndpoint(answers), 10, benchmark=bench(10, [spec]))
+        )
+        assert [s.scorer for s in outcome.scores] == ["label", "label_macro_f1"]
+        assert outcome.scores[1].value == pytest.approx(1.0)
+
+    async def test_benchmark_saved_once_per_version(self) -> None:
+        """The benchmark version is stored once per process, not once per run."""
+        store = MemoryStore()
+        runner = Runner(store)
+        for _ in range(3):
+            await runner.run(request(ScriptedEndpoint({"i0": "yes"}), 1))
+        assert store.benchmarks == ["v1"]
+
+    async def test_judge_verdicts_are_returned_and_serialized(self) -> None:
+        """Verdicts from the judge appear in the outcome and its JSON document."""
+
+        class Judge:
+            async def judge(
+                self, run: Run, scores: Mapping[str, Mapping[str, float]]
+            ) -> list[Verdict]:
+                assert dict(scores["exact_match"]) == {"i0": 1.0}
+                return [Verdict("exact_match", VerdictKind.OK, "test", "rolling:5")]
+
+        outcome = await Runner(MemoryStore(), judge=Judge()).run(
+            request(ScriptedEndpoint({"i0": "yes"}), 1)
+        )
+        doc = describe_outcome(outcome)
+        assert doc["verdicts"]["exact_match"]["verdict"] == "ok"
+        assert doc["scores"]["exact_match"]["value"] == 1.0
+        assert doc["started_at"].endswith("+00:00")
