@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from monitor import __version__
 from monitor.config import Settings
 from monitor.core.model import RunStatus
-from monitor.runner import run_document
+from monitor.runner import run_document, utc_now
 from monitor.scheduling import RunSpec
 from monitor.storage import SqlStore
 
@@ -59,7 +59,7 @@ def _masked_url(url: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
-def create_api(daemon: DaemonView) -> FastAPI:
+def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure per route
     """Build the FastAPI application bound to a daemon."""
     app = FastAPI(
         title="monitor",
@@ -84,8 +84,8 @@ def create_api(daemon: DaemonView) -> FastAPI:
                 401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
 
-    Authorized = Annotated[None, Depends(require_token)]
-    Store = Annotated[SqlStore, Depends(store)]
+    Authorized = Annotated[None, Depends(require_token)]  # noqa: N806 - a type alias
+    Store = Annotated[SqlStore, Depends(store)]  # noqa: N806
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -149,7 +149,7 @@ def create_api(daemon: DaemonView) -> FastAPI:
         for mon in daemon.settings.monitors:
             eps = []
             for ep in mon.endpoints:
-                run = last.get((mon.name, ep))
+                last_run = last.get((mon.name, ep))
                 nxt = fire_times.get((mon.name, ep))
                 eps.append(
                     {
@@ -162,9 +162,7 @@ def create_api(daemon: DaemonView) -> FastAPI:
                             "id": run.id,
                             "status": run.status.value,
                             "started_at": run.started_at.isoformat(),
-                            "finished_at": run.finished_at.isoformat()
-                            if run.finished_at
-                            else None,
+                            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
                         },
                     }
                 )
@@ -182,6 +180,7 @@ def create_api(daemon: DaemonView) -> FastAPI:
     @app.get("/api/v1/runs")
     async def runs(
         db: Store,
+        *,
         monitor: str | None = None,
         endpoint: str | None = None,
         status: RunStatus | None = None,
@@ -204,7 +203,9 @@ def create_api(daemon: DaemonView) -> FastAPI:
             found = db.get_run(run_id)
             if found is None:
                 return None
-            return run_document(found, db.run_scores([run_id])[run_id], db.run_verdicts([run_id])[run_id])
+            return run_document(
+                found, db.run_scores([run_id])[run_id], db.run_verdicts([run_id])[run_id]
+            )
 
         doc = await asyncio.to_thread(read)
         if doc is None:
@@ -281,8 +282,6 @@ def create_api(daemon: DaemonView) -> FastAPI:
                     return f"run {rid} belongs to {found.monitor}@{found.endpoint}"
                 if found.status is not RunStatus.SUCCEEDED:
                     return f"run {rid} is {found.status.value}, not succeeded"
-            from monitor.runner import utc_now
-
             db.pin_baseline(
                 monitor=request.monitor,
                 endpoint=request.endpoint,

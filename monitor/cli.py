@@ -61,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     db = with_config(sub.add_parser("db", help="database maintenance"))
     db.add_argument("action", choices=["upgrade"])
 
+    with_config(sub.add_parser("serve", help="run the monitoring service"))
+
+    dm = sub.add_parser("demo", help="the whole service against a simulated model, on SQLite")
+    dm.add_argument("--dir", default="monitor-demo", help="folder for config, data and DB")
+    dm.add_argument("--listen", default="127.0.0.1:9464")
+    dm.add_argument("--interval", type=float, default=3.0, help="seconds between runs")
+    dm.add_argument("--runs", type=int, default=14, help="stop after this many runs")
+    dm.add_argument("--forever", action="store_true", help="keep running until Ctrl-C")
+
     de = sub.add_parser("demo-endpoint", help="serve a simulated OpenAI-compatible model")
     de.add_argument("--listen", default="127.0.0.1:8089")
     de.add_argument("--regress-after", type=int, default=0, help="requests before the drop")
@@ -92,15 +101,17 @@ def _settings(path: str) -> Settings:
     from monitor.log import redactor
 
     settings = load_settings(path)
-    redactor.update(settings.secrets | ({settings.server.api_token} - {None}))  # type: ignore[operator]
+    redactor.update(settings.secrets)
     return settings
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from monitor.app import check_benchmarks
+    from monitor.scheduling import check_schedules
 
     path = args.file or args.config_opt or "monitor.yaml"
     settings = _settings(path)
+    check_schedules(settings)
     benches = check_benchmarks(settings)
     items = sum(len(b.items) for b in benches)
     print(
@@ -311,6 +322,18 @@ def cmd_db(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from monitor.daemon import run_daemon
+
+    return run_daemon(args.config)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.demo.run import main_demo
+
+    return main_demo(args.dir, args.listen, args.interval, None if args.forever else args.runs)
+
+
 def cmd_demo_endpoint(args: argparse.Namespace) -> int:
     from monitor.demo.simulator import serve_forever
 
@@ -325,5 +348,7 @@ _COMMANDS = {
     "runs": cmd_runs,
     "compare": cmd_compare,
     "db": cmd_db,
+    "serve": cmd_serve,
+    "demo": cmd_demo,
     "demo-endpoint": cmd_demo_endpoint,
 }

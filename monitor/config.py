@@ -489,9 +489,11 @@ def parse_settings(
         raise ConfigError(
             "\n".join(f"{source}:{line}: {path}: {msg}" for line, path, msg in problems)
         ) from None
-    problems = _check_references(settings, loc)
-    if problems:
-        raise ConfigError("\n".join(problems))
+    reference_problems = _check_references(settings, loc)
+    if reference_problems:
+        raise ConfigError("\n".join(reference_problems))
+    if settings.server.api_token:
+        secrets.add(settings.server.api_token)  # a literal token is a secret all the same
     settings._secrets = frozenset(secrets)
     settings._source = source
     settings._lines = loc.lines

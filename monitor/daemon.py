@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import uvicorn
-from prometheus_client import disable_created_metrics
+from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from monitor.api import create_api
 from monitor.app import check_benchmarks
@@ -40,6 +40,7 @@ from monitor.scheduling import RunSpec, Scheduler, check_schedules, schedule_int
 from monitor.storage import SqlStore, open_store
 
 log = get_logger("daemon")
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def validate(settings: Settings) -> None:
@@ -50,8 +51,7 @@ def validate(settings: Settings) -> None:
 
 def remember_secrets(settings: Settings) -> None:
     """Teach the log redactor this config's secrets (env values and the API token)."""
-    token = settings.server.api_token
-    redactor.update(settings.secrets | ({token} if token else set()))
+    redactor.update(settings.secrets)
 
 
 @dataclass
@@ -116,27 +116,36 @@ class Daemon:
     async def serve(self) -> int:
         """Run until SIGTERM/SIGINT; returns the process exit code."""
         self._lock_sqlite()
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         try:
             return await self._serve()
         finally:
             self._unlock_sqlite()
 
     async def _serve(self) -> int:
-        loop = asyncio.get_running_loop()
-        self.store = store = await asyncio.to_thread(open_store, self.settings.storage.url)
-        orphans = await asyncio.to_thread(store.abort_running, utc_now())
-        if orphans:
-            log.warning("orphaned_runs_aborted", count=orphans)
-        self._http = HttpClient()
-        await self._http.__aenter__()
-        self._runner = Runner(
-            store, judge=StoreJudge(store, lambda: self.settings), observe=self.metrics.observe_response
-        )
-        self._refresh_targets()
-        await self.refresh_metrics()
-        self._scheduler = Scheduler(self.settings.storage.url, self.submit)
-        self._scheduler.start(self.settings)
+        async with contextlib.AsyncExitStack() as stack:
+            self.store = store = await asyncio.to_thread(open_store, self.settings.storage.url)
+            stack.callback(store.close)
+            orphans = await asyncio.to_thread(store.abort_running, utc_now())
+            if orphans:
+                log.warning("orphaned_runs_aborted", count=orphans)
+            self._http = await stack.enter_async_context(HttpClient())
+            self._runner = Runner(
+                store,
+                judge=StoreJudge(store, lambda: self.settings),
+                observe=self.metrics.observe_response,
+            )
+            self._refresh_targets()
+            await self.refresh_metrics()
+            self._scheduler = Scheduler(self.settings.storage.url, self.submit)
+            self._scheduler.start(self.settings)
+            stack.callback(self._scheduler.shutdown)
+            await self._serve_http(stack)
+        log.info("daemon_stopped")
+        return 0
+
+    async def _serve_http(self, stack: contextlib.AsyncExitStack) -> None:
+        """Serve the API until a stop is requested, then drain the in-flight runs."""
         server = _Server(
             uvicorn.Config(
                 create_api(self),
@@ -148,10 +157,20 @@ class Daemon:
             )
         )
         server_task = asyncio.create_task(server.serve())
+
+        async def stop_server() -> None:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await server_task
+
+        stack.push_async_callback(stop_server)
+        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        stack.callback(lambda: [loop.remove_signal_handler(s) for s in _SIGNALS])
         self.started = True
+        stack.callback(setattr, self, "started", False)
         log.info(
             "daemon_started",
             listen=self.settings.server.listen,
@@ -159,26 +178,13 @@ class Daemon:
             monitors=len(self.settings.monitors),
             pid=os.getpid(),
         )
-        try:
-            stop = asyncio.create_task(self._stopping.wait())
-            done, _ = await asyncio.wait({stop, server_task}, return_when=asyncio.FIRST_COMPLETED)
-            if server_task in done and not stop.done():
-                stop.cancel()
-                server_task.result()  # re-raise a bind failure
-                raise MonitorError("HTTP server stopped unexpectedly")
-            await self._drain()
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await server_task
-            self._scheduler.shutdown()
-            await self._http.aclose()
-            store.close()
-            self.started = False
-        log.info("daemon_stopped")
-        return 0
+        stop = asyncio.create_task(self._stopping.wait())
+        done, _ = await asyncio.wait({stop, server_task}, return_when=asyncio.FIRST_COMPLETED)
+        if server_task in done and not stop.done():
+            stop.cancel()
+            server_task.result()  # re-raises a failure to bind
+            raise MonitorError(f"cannot serve on {self.settings.server.listen}")
+        await self._drain()
 
     def stop(self) -> None:
         """Begin a graceful shutdown (signal handler)."""
@@ -266,12 +272,12 @@ class Daemon:
             log.warning("run_skipped_unknown_endpoint", monitor=mon.name, endpoint=spec.endpoint)
             return
         try:
-            bench = await asyncio.to_thread(
-                self._benchmarks.get, settings.benchmark(mon.benchmark)
-            )
+            bench = await asyncio.to_thread(self._benchmarks.get, settings.benchmark(mon.benchmark))
             client = await self._client(settings, spec.endpoint)
         except MonitorError as exc:
-            log.error("run_not_started", monitor=mon.name, endpoint=spec.endpoint, error=str(exc))
+            log.exception(
+                "run_not_started", monitor=mon.name, endpoint=spec.endpoint, error=str(exc)
+            )
             return
         assert self._runner is not None  # noqa: S101 - set in _serve before any submit
         outcome = await self._runner.run(
@@ -292,7 +298,8 @@ class Daemon:
         hit = self._clients.get(name)
         if hit is not None and hit[0] == fingerprint:
             return hit[1]
-        assert self._http is not None and self.store is not None  # noqa: S101
+        assert self._http is not None  # noqa: S101 - set in _serve before any submit
+        assert self.store is not None  # noqa: S101
         try:
             client = build_endpoint(ep, self._http)
         except ValueError as exc:
@@ -300,6 +307,10 @@ class Daemon:
         await asyncio.to_thread(self.store.save_endpoint, name, ep.fingerprint(), utc_now())
         self._clients[name] = (fingerprint, client)
         return client
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.metrics.registry
 
     def running_pairs(self) -> set[tuple[str, str]]:
         return {k for k, p in self._pairs.items() if p.task is not None and not p.task.done()}
@@ -325,7 +336,7 @@ class Daemon:
             await asyncio.to_thread(validate, new)
         except MonitorError as exc:
             self.metrics.reload_ok.set(0)
-            log.error("config_reload_failed", error=str(exc))
+            log.warning("config_reload_failed", error=str(exc))
             return False, str(exc)
         ignored = [
             section
@@ -337,10 +348,7 @@ class Daemon:
         ]
         self.settings = new
         remember_secrets(new)
-        if self._scheduler is not None:
-            changes = self._scheduler.sync(new)
-        else:
-            changes = {}
+        changes = self._scheduler.sync(new) if self._scheduler is not None else {}
         self._refresh_targets()
         await self.refresh_metrics()
         self.metrics.reload_ok.set(1)
@@ -349,7 +357,7 @@ class Daemon:
 
     def _targets(self) -> list[MonitorTarget]:
         now = utc_now()
-        out = []
+        out: list[MonitorTarget] = []
         for mon in self.settings.monitors:
             scorers = tuple(s.name for s in self.settings.benchmark(mon.benchmark).scorers)
             interval = schedule_interval(mon.schedule, now) if mon.schedule else None

@@ -191,8 +191,8 @@ def _run_families(snap: Snapshot) -> Iterator[Metric]:
         "Items evaluated, by outcome (ok or error), counted in the store.",
         labels=("monitor", "benchmark", "endpoint", "outcome"),
     )
-    for key, count in sorted(snap.item_totals.items()):
-        items.add_metric(key, count)
+    for item_key, count in sorted(snap.item_totals.items()):
+        items.add_metric(item_key, count)
     yield from (last, runs, items)
 
 

@@ -33,7 +33,7 @@ class RunSpec:
     trigger: str = "schedule"
 
 
-Submit = Callable[[RunSpec], Awaitable[None]]
+Submit = Callable[[RunSpec], Awaitable[object]]
 
 # Jobs are persisted by reference ("monitor.scheduling:fire"), so the callable that a
 # fired job reaches must be found through a module-level registry keyed by instance.

@@ -1,0 +1,209 @@
+"""``load_benchmark``: settings -> a validated, versioned :class:`Benchmark`.
+
+Every check that can fail on data happens here, at load time, with the file and line in the
+message: unreadable files, bad lines, duplicate keys, missing reference fields, and prompt
+templates that use a field an item does not have. A benchmark that loads can be run.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from monitor.benchmarks.csv import read_csv
+from monitor.benchmarks.hf import read_dataset_dir
+from monitor.benchmarks.jsonl import read_json_lines, unreadable
+from monitor.benchmarks.labelstudio import read_labelstudio
+from monitor.benchmarks.versioning import benchmark_version, item_key
+from monitor.config import BenchmarkSettings
+from monitor.core.model import Benchmark, Item
+from monitor.errors import BenchmarkError
+from monitor.templating import Template
+
+FORMAT_BY_SUFFIX = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "labelstudio",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """One item as read from a file, before keys, references and prompts are resolved."""
+
+    where: str  # "data.jsonl:7" or "export.json:12: task[3]"
+    fields: dict[str, Any]
+    key: str | None = None  # a key set by the format itself (a Label Studio task id)
+    annotated: bool = False  # the format supplied `reference` (a Label Studio annotation)
+    reference: Any = None
+    from_annotations: bool = False  # the format reads references from annotations
+
+
+def load_benchmark(settings: BenchmarkSettings) -> Benchmark:
+    """Read, validate and version the benchmark described by ``settings``.
+
+    Raises BenchmarkError naming the file and line (or Label Studio task) of the first problem.
+    """
+    path = Path(settings.data)
+    template = _compile_prompt(settings)
+    records = _read_records(path, detect_format(path, settings.format), settings)
+    try:
+        limited = records if settings.limit is None else islice(records, settings.limit)
+        items = _build_items(limited, settings, template)
+    finally:
+        records.close()  # with a limit, stop reading and close the file now
+    if not items:
+        raise BenchmarkError(f"{path}: no items")
+    version = benchmark_version(
+        items,
+        prompt_template=settings.prompt,
+        scorers=settings.scorers,
+        reference_field=settings.reference,
+    )
+    return Benchmark(
+        name=settings.name,
+        version=version,
+        items=tuple(items),
+        scorers=tuple(settings.scorers),
+        prompt_template=settings.prompt,
+    )
+
+
+def detect_format(path: Path, requested: str = "auto") -> str:
+    """The data format: as requested, or a folder -> hf, else by the file extension."""
+    try:
+        is_dir = stat.S_ISDIR(path.stat().st_mode)
+    except OSError as exc:
+        raise unreadable(path, exc) from None
+    if requested == "hf" and not is_dir:
+        raise BenchmarkError(f"{path}: format hf needs a folder of data files")
+    if requested != "auto":
+        return requested
+    if is_dir:
+        return "hf"
+    try:
+        return FORMAT_BY_SUFFIX[path.suffix.lower()]
+    except KeyError:
+        known = ", ".join(FORMAT_BY_SUFFIX)
+        raise BenchmarkError(
+            f"{path}: unknown benchmark format {path.suffix or '(no extension)'!r}: expected "
+            f"{known} or a folder, or set `format:` to jsonl, csv, labelstudio or hf"
+        ) from None
+
+
+def _compile_prompt(settings: BenchmarkSettings) -> Template | None:
+    if settings.prompt is None:
+        return None
+    try:
+        return Template(settings.prompt)
+    except ValueError as exc:
+        detail = str(exc).removeprefix("invalid template: ")
+        raise BenchmarkError(
+            f"benchmark {settings.name!r}: invalid prompt template: {detail}"
+        ) from None
+
+
+def _read_records(
+    path: Path, fmt: str, settings: BenchmarkSettings
+) -> Generator[_Record, None, None]:
+    if fmt == "jsonl":
+        for line, obj in read_json_lines(path):
+            yield _Record(f"{path}:{line}", obj)
+    elif fmt == "csv":
+        required = () if settings.reference is None else (settings.reference,)
+        for line, row in read_csv(path, required=required):
+            yield _Record(f"{path}:{line}", row)
+    elif fmt == "labelstudio":
+        for task in read_labelstudio(path, control=settings.reference):
+            yield _Record(
+                f"{path}:{task.line}: task[{task.index}]",
+                task.data,
+                key=task.id,
+                annotated=task.annotated,
+                reference=task.reference,
+                from_annotations=True,
+            )
+    elif fmt == "hf":
+        for file, line, obj in read_dataset_dir(path):
+            yield _Record(f"{file}:{line}", obj)
+    else:  # pragma: no cover - settings validation allows only the formats above
+        raise BenchmarkError(f"{path}: unknown benchmark format {fmt!r}")
+
+
+def _build_items(
+    records: Iterator[_Record], settings: BenchmarkSettings, template: Template | None
+) -> list[Item]:
+    items: list[Item] = []
+    first_seen: dict[str, str] = {}
+    for record in records:
+        key, from_id = _key_of(record, settings.id_field)
+        if key in first_seen:
+            hint = (
+                ""
+                if from_id
+                else f": the items are identical; remove one or give each an {settings.id_field!r}"
+            )
+            raise BenchmarkError(
+                f"{record.where}: duplicate item key {key!r} (first at {first_seen[key]}){hint}"
+            )
+        first_seen[key] = record.where
+        items.append(
+            Item(
+                key=key,
+                fields=record.fields,
+                prompt=None if template is None else _render(record, key, template),
+                reference=_reference_of(record, key, settings.reference),
+                split=_split_of(record, settings.split),
+            )
+        )
+    return items
+
+
+def _key_of(record: _Record, id_field: str) -> tuple[str, bool]:
+    if record.key is not None:
+        return record.key, True
+    try:
+        return item_key(record.fields, id_field)
+    except ValueError as exc:
+        raise BenchmarkError(f"{record.where}: {exc}") from None
+
+
+def _reference_of(record: _Record, key: str, field: str | None) -> Any:
+    if record.annotated:
+        return record.reference
+    if field is None:
+        return None
+    if field not in record.fields:
+        what = "no annotation and no" if record.from_annotations else "no"
+        raise BenchmarkError(f"{record.where}: item {key!r} has {what} reference field {field!r}")
+    return record.fields[field]
+
+
+def _render(record: _Record, key: str, template: Template) -> str:
+    missing = template.missing_fields(record.fields)
+    if missing:
+        noun = "field" if len(missing) == 1 else "fields"
+        names = ", ".join(repr(name) for name in missing)
+        raise BenchmarkError(
+            f"{record.where}: prompt uses {noun} {names} missing from item {key!r}"
+        )
+    try:
+        return template.render(record.fields)
+    except ValueError as exc:
+        detail = str(exc).removeprefix("template error: ")
+        raise BenchmarkError(
+            f"{record.where}: cannot render the prompt for item {key!r}: {detail}"
+        ) from None
+
+
+def _split_of(record: _Record, field: str | None) -> str | None:
+    if field is None:
+        return None
+    value = record.fields.get(field)
+    return None if value is None else str(value)
