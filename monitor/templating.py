@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2 import StrictUndefined, TemplateError, Undefined, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
 def _tojson(value: Any) -> str:
     # Jinja's own tojson HTML-escapes '<' and '&'; request bodies need plain JSON
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()  # raises UndefinedError naming the field
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -48,5 +50,5 @@ class Template:
         """Render; raises ValueError naming the problem (missing field, sandbox violation)."""
         try:
             return self._template.render(fields)
-        except TemplateError as exc:  # SecurityError and UndefinedError are TemplateErrors
+        except (TemplateError, TypeError) as exc:  # Security/UndefinedError are TemplateErrors
             raise ValueError(f"template error: {exc}") from None

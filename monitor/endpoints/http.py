@@ -1,0 +1,594 @@
+"""The one shared async HTTP client and the predict loop every protocol adapter reuses.
+
+Built on aiohttp (see docs/decisions/0001-http-client.md: it costs a fraction of httpx's
+CPU per request). One ``aiohttp.ClientSession`` serves every endpoint of the process; each
+endpoint adds its own concurrency limit, rate limit, timeout, TLS settings and retry policy.
+
+Failure handling, per attempt::
+
+    no complete response within `timeout`        -> TIMEOUT           retried
+    refused, DNS, reset, body cut off            -> CONNECT           retried
+    TLS handshake or certificate failure         -> CONNECT           not retried (config)
+    429                                          -> HTTP_4XX          retried, Retry-After
+    5xx                                          -> HTTP_5XX          retried, Retry-After
+    other 4xx                                    -> HTTP_4XX          not retried
+    3xx (redirects are never followed)           -> INVALID_RESPONSE  not retried
+    not JSON, wrong shape, > max_response_bytes  -> INVALID_RESPONSE  not retried
+
+`JsonEndpoint.predict` turns the final failure into a `Response` value; it raises only
+`BenchmarkError`, when an item cannot be turned into a request at all (a data problem that
+would fail the same way on every endpoint and every run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import re
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from monitor import __version__
+from monitor.core.model import ErrorKind, Item, Response, Usage
+from monitor.errors import (
+    BenchmarkError,
+    EndpointError,
+    PermanentEndpointError,
+    TransientEndpointError,
+)
+
+if TYPE_CHECKING:
+    from monitor.config import EndpointSettings
+
+__all__ = [
+    "USER_AGENT",
+    "EndpointClient",
+    "HttpClient",
+    "JsonEndpoint",
+    "JsonPath",
+    "Prediction",
+    "RetryPolicy",
+    "TokenBucket",
+    "invalid_response",
+    "item_field",
+    "parse_retry_after",
+    "render_value",
+]
+
+USER_AGENT = f"monitor/{__version__}"
+_DETAIL_CHARS = 300  # error_detail is stored per item: keep it short
+_SNIPPET_BYTES = 256  # how much of an error body is quoted in error_detail
+
+
+# ---------------------------------------------------------------- retry policy
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to wait before retrying a transient failure.
+
+    ``retries`` is the number of retries after the first attempt. The wait before retry
+    ``attempt`` (1 for the first retry) is ``base_delay * 2**(attempt-1)``, capped at
+    ``max_delay``, then shortened by up to ``jitter`` (a fraction) at random so that many
+    items failing together do not come back together. A server's ``Retry-After`` replaces
+    the computed wait (capped at ``max_delay``, no jitter: the server asked for a time).
+    """
+
+    retries: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.retries < 0 or self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError("retries, base_delay and max_delay must not be negative")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError(f"jitter must be a fraction in [0, 1], got {self.jitter}")
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        exponent = min(max(attempt - 1, 0), 62)  # 2**62 * base already exceeds any cap
+        wait = min(self.base_delay * 2.0**exponent, self.max_delay)
+        return wait * (1.0 - self.jitter * rng.random())
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP-date; None if absent
+    or unparseable. A date in the past gives 0."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; obsolete forms may lack the zone
+        when = when.replace(tzinfo=UTC)
+    reference = now if now is not None else datetime.now(UTC)
+    return max((when - reference).total_seconds(), 0.0)
+
+
+# ---------------------------------------------------------------- rate limiting
+
+
+class TokenBucket:
+    """Async token bucket: ``rate`` requests per second with bursts of ``burst``.
+
+    Each caller reserves the next token, possibly driving the balance negative, and sleeps
+    exactly until its token is due: FIFO, no polling, one clock read per call. Time is the
+    event loop's clock.
+    """
+
+    __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate}")
+        self._rate = rate
+        self._burst = max(1.0, rate) if burst is None else burst
+        self._tokens = self._burst
+        self._stamp: float | None = None
+
+    async def acquire(self) -> None:
+        """Wait until one request may be sent."""
+        now = asyncio.get_running_loop().time()
+        if self._stamp is not None:
+            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        self._tokens -= 1.0
+        if self._tokens < 0.0:
+            try:
+                await asyncio.sleep(-self._tokens / self._rate)
+            except asyncio.CancelledError:
+                self._tokens += 1.0  # give the unused reservation back
+                raise
+
+
+# ---------------------------------------------------------------- response helpers
+
+
+def invalid_response(detail: str) -> PermanentEndpointError:
+    """The error for a response that arrived but cannot be used."""
+    return PermanentEndpointError(ErrorKind.INVALID_RESPONSE, detail)
+
+
+def render_value(value: Any, what: str = "prediction") -> str:
+    """The text recorded as an item's output: strings as they are, numbers and booleans
+    through ``str``, lists and objects as compact JSON; JSON null is an invalid response."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise invalid_response(f"{what} is null")
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def item_field(item: Item, name: str, endpoint: str) -> Any:
+    """The item's field ``name``; BenchmarkError naming the item if it has none."""
+    try:
+        return item.fields[name]
+    except KeyError:
+        known = _shorten(", ".join(sorted(map(str, item.fields))) or "(none)")
+        raise BenchmarkError(
+            f"item {item.key!r}: endpoint {endpoint!r} needs field {name!r} (item has: {known})"
+        ) from None
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_PATH_STEP = re.compile(r"""\.([^.\[\]\s'"]+)|\[(-?\d+)\]|\['([^']*)'\]|\["([^"]*)"\]""")
+
+
+class JsonPath:
+    """A compiled JSONPath subset naming one value: ``$``, ``.key``, ``[index]`` (negative
+    counts from the end), ``['key']`` / ``["key"]`` for keys with dots or spaces.
+
+    Examples: ``$.result.label``, ``$.predictions[0]``, ``$[0].x``, ``$['class name']``.
+    """
+
+    __slots__ = ("source", "steps")
+
+    def __init__(self, source: str) -> None:
+        text = source.strip()
+        if not text.startswith("$"):
+            raise ValueError(f"invalid response path {source!r}: must start with '$'")
+        steps: list[str | int] = []
+        pos = 1
+        while pos < len(text):
+            match = _PATH_STEP.match(text, pos)
+            if match is None:
+                raise ValueError(
+                    f"invalid response path {source!r} at character {pos + 1}: expected "
+                    ".key, [index] or ['key'] (example: $.predictions[0].label)"
+                )
+            key, index, single, double = match.groups()
+            if index is not None:
+                steps.append(int(index))
+            else:
+                steps.append(next(k for k in (key, single, double) if k is not None))
+            pos = match.end()
+        self.source = text
+        self.steps = tuple(steps)
+
+    def extract(self, document: Any) -> Any:
+        """The value at this path; raises an invalid-response error naming the missing step."""
+        value = document
+        for depth, step in enumerate(self.steps):
+            if isinstance(step, int):
+                if not isinstance(value, list) or not -len(value) <= step < len(value):
+                    raise invalid_response(f"{self._upto(depth)}: {self._describe(value)}")
+                value = value[step]
+            else:
+                if not isinstance(value, dict) or step not in value:
+                    raise invalid_response(f"{self._upto(depth)}: {self._describe(value)}")
+                value = value[step]
+        return value
+
+    def _upto(self, depth: int) -> str:
+        out = "$"
+        for step in self.steps[: depth + 1]:
+            out += f"[{step}]" if isinstance(step, int) else f".{step}"
+        return f"response has no {out}"
+
+    @staticmethod
+    def _describe(value: Any) -> str:
+        if isinstance(value, dict):
+            return "keys " + _shorten(", ".join(map(str, value)) or "(none)")
+        if isinstance(value, list):
+            return f"list of {len(value)}"
+        return f"found {type(value).__name__}"
+
+    def __repr__(self) -> str:
+        return f"JsonPath({self.source!r})"
+
+
+# ---------------------------------------------------------------- the shared client
+
+
+class HttpClient:
+    """Owns the process's one aiohttp session; use as ``async with HttpClient() as http``.
+
+    ``sleep`` and ``rng`` drive retry waits, so tests can make them instant and repeatable.
+    ``max_connections`` caps open connections across all endpoints; the default 0 means no
+    cap beyond the endpoints' own ``concurrency`` limits, whose sum is the real bound. A cap
+    below that sum would make requests queue for a connection inside aiohttp, and the queue
+    time would count against each attempt's timeout.
+    """
+
+    def __init__(
+        self,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        max_connections: int = 0,
+    ) -> None:
+        self.sleep = sleep
+        self.rng = rng if rng is not None else random.Random()
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection; the client cannot be used afterwards."""
+        self._closed = True
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            if self._closed:
+                raise RuntimeError("HttpClient is closed")
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, limit_per_host=0, ttl_dns_cache=30
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),  # endpoints are APIs, not browsers
+                auto_decompress=True,
+                trust_env=False,
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def post_json(
+        self,
+        url: URL,
+        body: bytes,
+        *,
+        headers: Mapping[str, str],
+        time_limit: aiohttp.ClientTimeout,
+        tls: ssl.SSLContext | bool,
+        max_bytes: int,
+    ) -> Any:
+        """One attempt: POST ``body`` and return the parsed JSON of a 2xx answer.
+
+        ``tls`` is aiohttp's ``ssl`` argument: True verifies with the system CAs, an
+        SSLContext verifies with its own CAs, False does not verify.
+        Raises TransientEndpointError or PermanentEndpointError (see the module docstring).
+        Reads at most ``max_bytes + 1`` bytes of the body; a larger body is abandoned
+        (the connection is closed, not drained).
+        """
+        session = self._session if self._session is not None else self._open()
+        try:
+            async with session.post(
+                url,
+                data=body,
+                headers=headers,
+                timeout=time_limit,
+                ssl=tls,
+                allow_redirects=False,
+            ) as resp:
+                status = resp.status
+                if not 200 <= status < 300:
+                    raise await _status_error(resp)
+                length = resp.content_length
+                if (
+                    length is not None
+                    and length > max_bytes
+                    and not resp.headers.get("Content-Encoding")
+                ):
+                    raise invalid_response(
+                        f"response of {length} bytes exceeds max_response_bytes ({max_bytes})"
+                    )
+                raw = await _read_capped(resp.content, max_bytes)
+        except EndpointError:
+            raise
+        except aiohttp.ClientSSLError as exc:
+            raise PermanentEndpointError(ErrorKind.CONNECT, f"TLS: {exc}") from exc
+        except TimeoutError as exc:
+            raise TransientEndpointError(
+                ErrorKind.TIMEOUT, f"no complete response within {time_limit.total:g}s"
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise TransientEndpointError(ErrorKind.CONNECT, str(exc)) from exc
+        except aiohttp.ClientConnectionError as exc:
+            raise TransientEndpointError(
+                ErrorKind.CONNECT, f"connection lost: {type(exc).__name__} {exc}".strip()
+            ) from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise TransientEndpointError(
+                ErrorKind.CONNECT, f"connection lost while reading the body: {exc}"
+            ) from exc
+        except aiohttp.ClientResponseError as exc:
+            raise invalid_response(f"malformed HTTP response: {exc.message}") from exc
+        except aiohttp.ClientError as exc:
+            raise TransientEndpointError(ErrorKind.CONNECT, f"{type(exc).__name__}: {exc}") from exc
+        try:
+            return json.loads(raw)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            snippet = raw[:60].decode("utf-8", "replace")
+            raise invalid_response(f"response is not JSON ({exc}): {snippet!r}") from None
+
+
+async def _read_capped(content: aiohttp.StreamReader, max_bytes: int) -> bytes:
+    first = await content.read(max_bytes + 1)
+    if not first:
+        return first
+    chunks = [first]
+    size = len(first)
+    while size <= max_bytes:
+        chunk = await content.read(max_bytes + 1 - size)
+        if not chunk:
+            return first if len(chunks) == 1 else b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    raise invalid_response(f"response exceeds max_response_bytes ({max_bytes})")
+
+
+async def _status_error(resp: aiohttp.ClientResponse) -> EndpointError:
+    status = resp.status
+    if 300 <= status < 400:
+        location = resp.headers.get("Location", "(no Location header)")
+        return invalid_response(f"HTTP {status} redirect to {_shorten(location)} not followed")
+    try:
+        raw = await resp.content.read(_SNIPPET_BYTES)
+    except (aiohttp.ClientError, TimeoutError):
+        raw = b""
+    snippet = " ".join(raw.decode("utf-8", "replace").split())
+    detail = f"HTTP {status} {resp.reason or ''}".rstrip() + (f": {snippet}" if snippet else "")
+    if status == 429:
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        return TransientEndpointError(ErrorKind.HTTP_4XX, detail, retry_after=retry_after)
+    if 500 <= status < 600:
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        return TransientEndpointError(ErrorKind.HTTP_5XX, detail, retry_after=retry_after)
+    if 400 <= status < 500:
+        return PermanentEndpointError(ErrorKind.HTTP_4XX, detail)
+    return invalid_response(f"unexpected {detail}")
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+class EndpointClient(Protocol):
+    """What the runner needs from an endpoint: a name and one prediction per item.
+
+    ``predict`` never raises for endpoint failures: it returns ``Response(output=None,
+    error=ErrorKind..., error_detail=..., attempts=n)``. It raises ``BenchmarkError`` only
+    when the item cannot be turned into a request (a missing field, a body template that
+    renders invalid JSON): that is the benchmark's fault, not the endpoint's.
+    """
+
+    name: str
+
+    async def predict(self, item: Item) -> Response: ...
+
+
+class Prediction(NamedTuple):
+    """What a protocol adapter extracts from a successful response."""
+
+    output: str
+    model_id: str | None = None
+    usage: Usage | None = None
+
+
+class JsonEndpoint:
+    """The predict loop shared by every JSON-over-HTTP protocol.
+
+    Subclasses set the URL and implement `encode` (item -> request body) and `decode`
+    (parsed JSON -> Prediction, raising `invalid_response` for a wrong shape).
+
+    Per endpoint: a semaphore of ``concurrency`` (held across the retries of one item, so
+    an overloaded endpoint that answers 429 is not hit by fresh items meanwhile), a token
+    bucket of ``rate_limit`` (one token per attempt), a total timeout per attempt.
+    ``latency_s`` is the wall time from the first attempt's start to the final answer,
+    retries and back-off included; time spent queueing for the semaphore and the first
+    rate-limit token is excluded because it depends on how many items the caller submits
+    at once, not on the endpoint.
+    """
+
+    def __init__(
+        self, settings: EndpointSettings, http: HttpClient, retry: RetryPolicy, url: str
+    ) -> None:
+        self.name = settings.name
+        self.url = URL(url)
+        self._http = http
+        self._retry = retry
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
+        self._max_bytes = settings.max_response_bytes
+        self._semaphore = asyncio.Semaphore(settings.concurrency)
+        self._limiter = TokenBucket(settings.rate_limit) if settings.rate_limit else None
+        self._ssl = _ssl_setting(settings)
+        headers: CIMultiDict[str] = CIMultiDict(
+            {
+                "User-Agent": USER_AGENT,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            }
+        )
+        for key, value in settings.headers.items():
+            headers[key] = value
+        self._headers = headers
+        self._secrets = _secrets_of(settings.headers)
+
+    def encode(self, item: Item) -> bytes:
+        """The request body for one item; raises BenchmarkError if the item does not fit."""
+        raise NotImplementedError
+
+    def decode(self, payload: Any) -> Prediction:
+        """The prediction in a parsed 2xx response; raises `invalid_response` otherwise."""
+        raise NotImplementedError
+
+    async def predict(self, item: Item) -> Response:
+        """Send one item, retrying transient failures; never raises for endpoint failures."""
+        body = self.encode(item)
+        http, retry, limiter = self._http, self._retry, self._limiter
+        async with self._semaphore:
+            if limiter is not None:
+                await limiter.acquire()
+            start = time.perf_counter()
+            attempt = 1
+            while True:
+                try:
+                    payload = await http.post_json(
+                        self.url,
+                        body,
+                        headers=self._headers,
+                        time_limit=self._timeout,
+                        tls=self._ssl,
+                        max_bytes=self._max_bytes,
+                    )
+                    prediction = self._decode_checked(payload)
+                except EndpointError as exc:
+                    if isinstance(exc, TransientEndpointError) and attempt <= retry.retries:
+                        await http.sleep(retry.delay(attempt, exc.retry_after, http.rng))
+                        if limiter is not None:
+                            await limiter.acquire()
+                        attempt += 1
+                        continue
+                    return Response(
+                        output=None,
+                        latency_s=time.perf_counter() - start,
+                        error=exc.kind,
+                        error_detail=self._redact(exc.detail),
+                        attempts=attempt,
+                    )
+                return Response(
+                    output=prediction.output,
+                    latency_s=time.perf_counter() - start,
+                    model_id=prediction.model_id,
+                    usage=prediction.usage,
+                    attempts=attempt,
+                )
+
+    def _decode_checked(self, payload: Any) -> Prediction:
+        try:
+            return self.decode(payload)
+        except EndpointError:
+            raise
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise invalid_response(f"unexpected response shape: {exc!r}") from exc
+
+    def _redact(self, detail: str) -> str:
+        for secret in self._secrets:
+            detail = detail.replace(secret, "***")
+        return _shorten(detail, _DETAIL_CHARS)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, url={str(self.url)!r})"
+
+
+def _ssl_setting(settings: EndpointSettings) -> ssl.SSLContext | bool:
+    if not settings.verify_tls:
+        if settings.ca_bundle:
+            raise ValueError(
+                f"endpoint {settings.name!r}: ca_bundle has no effect when verify_tls is false"
+            )
+        return False
+    if settings.ca_bundle:
+        try:
+            return ssl.create_default_context(cafile=settings.ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"endpoint {settings.name!r}: cannot load ca_bundle {settings.ca_bundle!r}: {exc}"
+            ) from None
+    return True
+
+
+def _secrets_of(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """Header values (and the credential after a scheme such as ``Bearer``) to scrub from
+    error details, longest first. Values under 4 characters carry no secret."""
+    found: set[str] = set()
+    for value in headers.values():
+        if len(value) >= 4:
+            found.add(value)
+        parts = value.split()
+        if len(parts) > 1 and len(parts[-1]) >= 4:
+            found.add(parts[-1])
+    return tuple(sorted(found, key=len, reverse=True))

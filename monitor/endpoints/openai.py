@@ -1,0 +1,130 @@
+"""OpenAI-compatible endpoints (OpenAI, vLLM, TGI, LiteLLM, most gateways).
+
+``openai-chat``: POST ``{url}/chat/completions`` with
+``{"model", "messages": [{"role": "user", "content": prompt}], **params}``; the output is
+``choices[0].message.content`` (null content, as after a content filter, is the empty text;
+a list of content parts is joined).
+``openai-completions``: POST ``{url}/completions`` with ``{"model", "prompt", **params}``;
+the output is ``choices[0].text``.
+Both record the response's ``model`` and ``usage.prompt_tokens / completion_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from monitor.core.model import Item, Usage
+from monitor.endpoints.http import (
+    HttpClient,
+    JsonEndpoint,
+    Prediction,
+    RetryPolicy,
+    invalid_response,
+)
+from monitor.errors import BenchmarkError
+
+if TYPE_CHECKING:
+    from monitor.config import EndpointSettings
+
+__all__ = ["OpenAIChatEndpoint", "OpenAICompletionsEndpoint"]
+
+
+class _OpenAIEndpoint(JsonEndpoint):
+    path = ""
+    prompt_key = ""
+
+    def __init__(self, settings: EndpointSettings, http: HttpClient, retry: RetryPolicy) -> None:
+        if not settings.model:
+            raise ValueError(f"endpoint {settings.name!r}: type {settings.type} requires `model`")
+        if self.prompt_key in settings.params:
+            raise ValueError(
+                f"endpoint {settings.name!r}: params must not set {self.prompt_key!r}: "
+                "it is built from the benchmark's prompt"
+            )
+        if settings.params.get("stream"):
+            raise ValueError(f"endpoint {settings.name!r}: streaming responses are not supported")
+        super().__init__(settings, http, retry, settings.url + self.path)
+        self.model = settings.model
+        self._static: dict[str, Any] = {"model": settings.model, **settings.params}
+
+    def _prompt(self, item: Item) -> str:
+        if item.prompt is None:
+            raise BenchmarkError(
+                f"item {item.key!r}: endpoint {self.name!r} ({self.path.lstrip('/')}) needs a "
+                "prompt; give the benchmark a `prompt` template"
+            )
+        return item.prompt
+
+    def decode(self, payload: Any) -> Prediction:
+        if not isinstance(payload, dict):
+            raise invalid_response(f"expected a JSON object, got {type(payload).__name__}")
+        choices = payload.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            error = payload.get("error")
+            hint = f" (error: {json.dumps(error)[:120]})" if error is not None else ""
+            raise invalid_response(f"response has no choices[0]{hint}")
+        model = payload.get("model")
+        return Prediction(
+            output=self._output(choices[0]),
+            model_id=model if isinstance(model, str) and model else None,
+            usage=_usage(payload.get("usage")),
+        )
+
+    def _output(self, choice: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+
+class OpenAIChatEndpoint(_OpenAIEndpoint):
+    """An OpenAI-compatible chat completions endpoint; the prompt is one user message."""
+
+    path = "/chat/completions"
+    prompt_key = "messages"
+
+    def encode(self, item: Item) -> bytes:
+        message = {"role": "user", "content": self._prompt(item)}
+        return json.dumps({**self._static, "messages": [message]}).encode()
+
+    def _output(self, choice: dict[str, Any]) -> str:
+        message = choice.get("message")
+        if not isinstance(message, dict) or "content" not in message:
+            raise invalid_response("response has no choices[0].message.content")
+        content = message["content"]
+        if content is None:
+            return ""
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
+            texts = [p.get("text") for p in content if isinstance(p, dict)]
+            return "".join(t for t in texts if isinstance(t, str))
+        raise invalid_response(f"choices[0].message.content is a {type(content).__name__}")
+
+
+class OpenAICompletionsEndpoint(_OpenAIEndpoint):
+    """An OpenAI-compatible (legacy) text completions endpoint."""
+
+    path = "/completions"
+    prompt_key = "prompt"
+
+    def encode(self, item: Item) -> bytes:
+        return json.dumps({**self._static, "prompt": self._prompt(item)}).encode()
+
+    def _output(self, choice: dict[str, Any]) -> str:
+        text = choice.get("text")
+        if not isinstance(text, str):
+            raise invalid_response("response has no choices[0].text string")
+        return text
+
+
+def _usage(value: Any) -> Usage | None:
+    if not isinstance(value, dict):
+        return None
+    prompt = value.get("prompt_tokens")
+    completion = value.get("completion_tokens")
+    prompt = prompt if isinstance(prompt, int) and not isinstance(prompt, bool) else None
+    completion = (
+        completion if isinstance(completion, int) and not isinstance(completion, bool) else None
+    )
+    if prompt is None and completion is None:
+        return None
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
