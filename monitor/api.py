@@ -10,14 +10,14 @@ import asyncio
 import hmac
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
 
 from monitor import __version__
 from monitor.config import Settings
-from monitor.core.model import RunStatus
+from monitor.core.model import ItemResult, Run, RunStatus
 from monitor.runner import run_document, utc_now
 from monitor.scheduling import RunSpec
 from monitor.storage import SqlStore
@@ -59,6 +59,30 @@ def _masked_url(url: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
+def _store(request: Request) -> SqlStore:
+    store: SqlStore | None = request.app.state.daemon.store
+    if store is None:
+        raise HTTPException(503, "store not open")
+    return store
+
+
+def _require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    token = request.app.state.daemon.settings.server.api_token
+    if not token:
+        raise HTTPException(403, "mutating routes are disabled: set server.api_token")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    ):
+        raise HTTPException(
+            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+Authorized = Annotated[None, Depends(_require_token)]
+Store = Annotated[SqlStore, Depends(_store)]
+
+
 def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure per route
     """Build the FastAPI application bound to a daemon."""
     app = FastAPI(
@@ -66,26 +90,7 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
         version=__version__,
         description="Continuous evaluation and drift monitoring of model endpoints.",
     )
-
-    def store() -> SqlStore:
-        if daemon.store is None:
-            raise HTTPException(503, "store not open")
-        return daemon.store
-
-    def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
-        token = daemon.settings.server.api_token
-        if not token:
-            raise HTTPException(403, "mutating routes are disabled: set server.api_token")
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        ):
-            raise HTTPException(
-                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
-
-    Authorized = Annotated[None, Depends(require_token)]  # noqa: N806 - a type alias
-    Store = Annotated[SqlStore, Depends(store)]  # noqa: N806
+    app.state.daemon = daemon
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -140,7 +145,7 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
     @app.get("/api/v1/monitors")
     async def monitors(db: Store) -> dict[str, Any]:
         latest = await asyncio.to_thread(db.latest_runs)
-        last: dict[tuple[str, str], Any] = {}
+        last: dict[tuple[str, str], Run] = {}
         for run in latest:  # ordered by id within each pair: the last one wins
             last[(run.monitor, run.endpoint)] = run
         fire_times = daemon.next_fire_times()
@@ -156,14 +161,7 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
                         "name": ep,
                         "next_run_at": nxt.isoformat() if nxt else None,
                         "running": (mon.name, ep) in running,
-                        "last_run": None
-                        if run is None
-                        else {
-                            "id": run.id,
-                            "status": run.status.value,
-                            "started_at": run.started_at.isoformat(),
-                            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-                        },
+                        "last_run": None if last_run is None else _run_summary(last_run),
                     }
                 )
             out.append(
@@ -303,7 +301,16 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
     return app
 
 
-def _changed_items(db: SqlStore, run: Any, items: list[Any]) -> dict[str, Any]:
+def _run_summary(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "status": run.status.value,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
+def _changed_items(db: SqlStore, run: Run, items: list[ItemResult]) -> dict[str, Any]:
     """Items whose outcome differs from the baseline (verdict evidence) or the previous run."""
     verdicts = db.run_verdicts([run.id])[run.id]
     flipped = {k for v in verdicts for k in (*v.changed.pass_to_fail, *v.changed.fail_to_pass)}

@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     de = sub.add_parser("demo-endpoint", help="serve a simulated OpenAI-compatible model")
     de.add_argument("--listen", default="127.0.0.1:8089")
     de.add_argument("--regress-after", type=int, default=0, help="requests before the drop")
+    de.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
     return p
 
 
@@ -338,7 +339,9 @@ def cmd_demo_endpoint(args: argparse.Namespace) -> int:
     from monitor.demo.simulator import serve_forever
 
     host, _, port = args.listen.rpartition(":")
-    asyncio.run(serve_forever(host, int(port), regress_after=args.regress_after))
+    asyncio.run(
+        serve_forever(host, int(port), regress_after=args.regress_after, latency=args.latency)
+    )
     return EXIT_OK
 
 

@@ -38,6 +38,7 @@ from monitor.metrics import Metrics, MonitorTarget, build_snapshot
 from monitor.runner import EndpointClient, Runner, RunRequest, utc_now
 from monitor.scheduling import RunSpec, Scheduler, check_schedules, schedule_interval
 from monitor.storage import SqlStore, open_store
+from monitor.storage.engine import create_engine
 
 log = get_logger("daemon")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -137,7 +138,9 @@ class Daemon:
             )
             self._refresh_targets()
             await self.refresh_metrics()
-            self._scheduler = Scheduler(self.settings.storage.url, self.submit)
+            jobs_engine = create_engine(self.settings.storage.url)
+            stack.callback(jobs_engine.dispose)
+            self._scheduler = Scheduler(jobs_engine, self.submit)
             self._scheduler.start(self.settings)
             stack.callback(self._scheduler.shutdown)
             await self._serve_http(stack)

@@ -1,6 +1,7 @@
 """Schedules: one APScheduler job per (monitor, endpoint). The only module importing apscheduler.
 
-Jobs live in APScheduler 3.11's SQLAlchemy job store, in the monitor's own database, so
+Jobs live in APScheduler 3.11's SQLAlchemy job store, in the monitor's own database (the
+engine is handed in, configured like the store's: WAL and busy timeout on SQLite), so
 fire times survive restarts: a fire time missed while the daemon was down runs once at
 start (coalesced) if it is within the misfire grace time. A job does nothing but hand a
 `RunSpec` to `submit`, the one seam between scheduling and execution (design.md §9);
@@ -19,6 +20,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import Engine
 
 from monitor.config import ScheduleSettings, Settings
 from monitor.errors import ConfigError
@@ -92,7 +94,7 @@ class Scheduler:
 
     def __init__(
         self,
-        url: str,
+        engine: Engine,
         submit: Submit,
         *,
         instance: str = "monitor",
@@ -101,7 +103,7 @@ class Scheduler:
         self._instance = instance
         self._submit = submit
         self._scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=url, tablename="apscheduler_jobs")},
+            jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,

@@ -155,10 +155,16 @@ async def start_simulator(
     return runner, int(bound)
 
 
-async def serve_forever(host: str, port: int, *, regress_after: int = 0) -> None:
+async def serve_forever(
+    host: str, port: int, *, regress_after: int = 0, latency: float = 0.0
+) -> None:
     """Serve the demo model until cancelled (Ctrl-C)."""
-    runner, bound = await start_simulator(demo_model(regress_after), host, port)
-    print(f"simulated OpenAI-compatible model on http://{host}:{bound}/v1 (model {MODEL_ID})")  # noqa: T201
+    model = demo_model(regress_after)
+    runner, bound = await start_simulator(model, host, port, latency=latency)
+    print(  # noqa: T201 - the command's one line of output
+        f"simulated OpenAI-compatible model on http://{host}:{bound}/v1 (model {MODEL_ID})",
+        flush=True,
+    )
     try:
         await asyncio.Event().wait()
     finally:

@@ -4,8 +4,9 @@
   writer), ``synchronous=NORMAL`` (durable at checkpoints, safe with WAL),
   ``foreign_keys=ON`` and ``busy_timeout=5000`` ms; ``check_same_thread=False`` because
   the async runner calls the store from worker threads (the pool still hands one
-  connection to one thread at a time). An in-memory database uses a single shared
-  connection, otherwise each connection would see its own empty database.
+  connection to one thread at a time). An in-memory database (``sqlite://``) uses a
+  single shared connection, otherwise each connection would see its own empty
+  database; it is meant for single-threaded tests, not for the daemon.
 * PostgreSQL: always through psycopg 3 (``postgresql://`` and ``postgres://`` URLs are
   rewritten to ``postgresql+psycopg://``), with ``pool_pre_ping`` so a restarted server
   costs one reconnect rather than one failed run.
@@ -72,13 +73,27 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _json_default(value: Any) -> Any:
+    """Convert numpy scalars and arrays (as found in dataset fields) to plain Python."""
+    for method in ("tolist", "item"):  # numpy arrays / numpy scalars
+        convert = getattr(value, method, None)
+        if callable(convert):
+            return _finite(convert())
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def dump_json(value: Any) -> str:
-    """Serialize for a JSON column: compact, NaN/inf as null, anything else must be JSON."""
+    """Serialize for a JSON column: compact, NaN/inf as null, numpy values as Python ones.
+
+    Anything else that is not JSON raises TypeError (reported as a `StorageError`).
+    """
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+        return json.dumps(value, separators=(",", ":"), allow_nan=False, default=_json_default)
     except ValueError:
         # Only non-finite floats make json.dumps raise ValueError (TypeError otherwise).
-        return json.dumps(_finite(value), separators=(",", ":"), allow_nan=False)
+        return json.dumps(
+            _finite(value), separators=(",", ":"), allow_nan=False, default=_json_default
+        )
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

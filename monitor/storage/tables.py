@@ -46,7 +46,11 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_bind_param(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002  # TypeDecorator signature
+    ) -> datetime | None:
         """Reject naive datetimes and convert aware ones to UTC before storing them."""
         if value is None:
             return None
@@ -54,7 +58,11 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
             raise ValueError(f"naive datetime {value.isoformat()} given; pass an aware one")
         return value.astimezone(UTC)
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002  # TypeDecorator signature
+    ) -> datetime | None:
         """Attach UTC to the naive values SQLite returns; convert PostgreSQL's to UTC."""
         if value is None:
             return None
@@ -69,7 +77,11 @@ class FiniteFloat(sa.types.TypeDecorator[float]):
     impl = sa.Double()
     cache_ok = True
 
-    def process_bind_param(self, value: float | None, dialect: Dialect) -> float | None:
+    def process_bind_param(
+        self,
+        value: float | None,
+        dialect: Dialect,  # noqa: ARG002  # TypeDecorator signature
+    ) -> float | None:
         """Map non-finite values to NULL."""
         if value is None:
             return None
@@ -260,7 +272,8 @@ METADATA: sa.MetaData = StorageModel.metadata
 
 def _table(model: type[StorageModel]) -> sa.Table:
     table = model.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy's declarative scan
-    assert isinstance(table, sa.Table)
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
     return table
 
 

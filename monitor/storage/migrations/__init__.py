@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from monitor.storage.tables import METADATA
@@ -87,6 +88,4 @@ def current_revision(engine: Engine) -> str | None:
 
 def head_revision() -> str | None:
     """The newest revision shipped with this package."""
-    from alembic.script import ScriptDirectory  # noqa: PLC0415  # only needed here
-
     return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -1,0 +1,760 @@
+"""`SqlStore`: every SQL statement of `monitor`, behind domain types.
+
+The store is synchronous; the async runner calls it through `asyncio.to_thread`. Each
+public method is one transaction (or one read), takes and returns the frozen types of
+`monitor.core.model` (never table rows), and raises `StorageError` when the database
+refuses or cannot be reached. Error messages never contain the database password.
+
+What the store normalizes on the way in, so that any model output can be stored:
+
+* text: NUL characters (rejected by PostgreSQL) and lone surrogates (not encodable as
+  UTF-8) become U+FFFD; outputs are then capped at `OUTPUT_CAP_BYTES` (64 KiB of UTF-8,
+  cut on a character boundary, no marker) — the stored output is for people reading a
+  run, scoring already happened on the full text;
+* floats: NaN and infinities are stored as NULL, in columns and in JSON. They come back
+  as NaN where the domain type needs a float (`ScoreSummary`, `ItemResult.scores`,
+  `ItemResult.latency_s`, sequential state) and as None where it allows None (`Verdict`);
+* datetimes: must be timezone-aware; they come back aware, in UTC, on both backends.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.util import CommandError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.exc import SQLAlchemyError, StatementError
+
+from monitor.core.model import (
+    Benchmark,
+    ChangedItems,
+    ErrorKind,
+    Item,
+    ItemResult,
+    Run,
+    RunStatus,
+    ScoreSummary,
+    Usage,
+    Verdict,
+    VerdictKind,
+)
+from monitor.errors import StorageError
+from monitor.storage import tables as t
+from monitor.storage.engine import create_engine, dump_json, mask_url
+from monitor.storage.migrations import upgrade
+
+OUTPUT_CAP_BYTES = t.OUTPUT_CAP_BYTES
+
+# Verdicts from worst to best; `run.judged` holds the worst one saved for a run.
+# REGRESSED and DEGRADED come first so that "judged in BASELINE_EXCLUDED" is exactly
+# "some scorer regressed or the run was too broken to judge", whatever else was saved.
+VERDICT_SEVERITY: tuple[VerdictKind, ...] = (
+    VerdictKind.REGRESSED,
+    VerdictKind.DEGRADED,
+    VerdictKind.WARN,
+    VerdictKind.INSUFFICIENT_DATA,
+    VerdictKind.NO_BASELINE,
+    VerdictKind.IMPROVED,
+    VerdictKind.OK,
+)
+_SEVERITY_RANK = {kind: rank for rank, kind in enumerate(VERDICT_SEVERITY)}
+
+# Runs judged like this never become part of a rolling baseline.
+BASELINE_EXCLUDED: tuple[VerdictKind, ...] = (VerdictKind.REGRESSED, VerdictKind.DEGRADED)
+
+# Largest number of ids bound into one IN (...) list; bigger requests are split.
+_IN_CHUNK = 500
+_REPLACEMENT = "\ufffd"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+# ---------------------------------------------------------------- value conversion
+
+
+def _clean_text(text: str) -> str:
+    """Replace what neither backend can store (NUL, lone surrogates) with U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", _REPLACEMENT)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub(_REPLACEMENT, text)
+    return text
+
+
+def _clip_output(text: str | None) -> str | None:
+    """Clean `text` and cut it to at most `OUTPUT_CAP_BYTES` of UTF-8."""
+    if text is None:
+        return None
+    text = _clean_text(text)
+    if len(text) * 4 <= OUTPUT_CAP_BYTES:  # a code point is at most 4 UTF-8 bytes
+        return text
+    data = text.encode("utf-8")
+    if len(data) <= OUTPUT_CAP_BYTES:
+        return text
+    return data[:OUTPUT_CAP_BYTES].decode("utf-8", "ignore")
+
+
+def _opt_text(text: str | None) -> str | None:
+    return None if text is None else _clean_text(text)
+
+
+def _nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _scores_out(raw: Mapping[str, Any] | None) -> dict[str, float]:
+    return {key: _nan_if_none(value) for key, value in (raw or {}).items()}
+
+
+def _run_from(row: RowMapping) -> Run:
+    return Run(
+        id=row["id"],
+        monitor=row["monitor"],
+        endpoint=row["endpoint"],
+        benchmark=row["benchmark"],
+        benchmark_version=row["benchmark_version"],
+        trigger=row["trigger"],
+        status=RunStatus(row["status"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        n_items=row["n_items"],
+        n_errors=row["n_errors"],
+        model_id=row["model_id"],
+    )
+
+
+def _plain_json(value: Any, what: str) -> Any:
+    """`value` as plain JSON data (numpy converted, NaN as None), or a StorageError."""
+    try:
+        return json.loads(dump_json(value))
+    except (TypeError, ValueError) as exc:
+        raise StorageError(f"could not store {what}: {exc}") from exc
+
+
+def _item_row(benchmark: str, item: Item) -> dict[str, Any]:
+    what = f"item {item.key!r} of benchmark {benchmark!r}"
+    return {
+        "item_key": _clean_text(item.key),
+        "fields": _plain_json(dict(item.fields), what),
+        "reference": _plain_json(item.reference, what),
+        "split": _opt_text(item.split),
+    }
+
+
+def _item_result_row(run_id: int, result: ItemResult) -> dict[str, Any]:
+    usage = result.usage
+    return {
+        "run_id": run_id,
+        "item_key": _clean_text(result.item_key),
+        "output": _clip_output(result.output),
+        "scores": dict(result.scores),
+        "latency_s": result.latency_s,
+        "error_kind": None if result.error is None else result.error.value,
+        "error_detail": _opt_text(result.error_detail),
+        "prompt_tokens": None if usage is None else usage.prompt_tokens,
+        "completion_tokens": None if usage is None else usage.completion_tokens,
+        "attempts": result.attempts,
+    }
+
+
+def _item_result_from(row: RowMapping) -> ItemResult:
+    prompt_tokens, completion_tokens = row["prompt_tokens"], row["completion_tokens"]
+    usage = (
+        None
+        if prompt_tokens is None and completion_tokens is None
+        else Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+    )
+    return ItemResult(
+        item_key=row["item_key"],
+        output=row["output"],
+        scores=_scores_out(row["scores"]),
+        latency_s=_nan_if_none(row["latency_s"]),
+        error=None if row["error_kind"] is None else ErrorKind(row["error_kind"]),
+        error_detail=row["error_detail"],
+        usage=usage,
+        attempts=row["attempts"],
+    )
+
+
+def _score_row(run_id: int, score: ScoreSummary) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "scorer": score.scorer,
+        "value": score.value,
+        "ci_lower": score.ci_lower,
+        "ci_upper": score.ci_upper,
+        "n": score.n,
+    }
+
+
+def _score_from(row: RowMapping) -> ScoreSummary:
+    return ScoreSummary(
+        scorer=row["scorer"],
+        value=_nan_if_none(row["value"]),
+        ci_lower=_nan_if_none(row["ci_lower"]),
+        ci_upper=_nan_if_none(row["ci_upper"]),
+        n=row["n"],
+    )
+
+
+def _verdict_row(run_id: int, verdict: Verdict) -> dict[str, Any]:
+    ci_lower, ci_upper = verdict.effect_ci if verdict.effect_ci is not None else (None, None)
+    return {
+        "run_id": run_id,
+        "scorer": verdict.scorer,
+        "test": verdict.test,
+        "baseline": _clean_text(verdict.baseline),
+        "statistic": verdict.statistic,
+        "p_value": verdict.p_value,
+        "p_adjusted": verdict.p_adjusted,
+        "effect": verdict.effect,
+        "effect_ci_lower": ci_lower,
+        "effect_ci_upper": ci_upper,
+        "baseline_score": verdict.baseline_score,
+        "decision": verdict.verdict.value,
+        "pass_to_fail": [_clean_text(key) for key in verdict.changed.pass_to_fail],
+        "fail_to_pass": [_clean_text(key) for key in verdict.changed.fail_to_pass],
+        "detail": _clean_text(verdict.detail),
+    }
+
+
+def _verdict_from(row: RowMapping) -> Verdict:
+    ci_lower, ci_upper = row["effect_ci_lower"], row["effect_ci_upper"]
+    return Verdict(
+        scorer=row["scorer"],
+        verdict=VerdictKind(row["decision"]),
+        test=row["test"],
+        baseline=row["baseline"],
+        statistic=row["statistic"],
+        p_value=row["p_value"],
+        p_adjusted=row["p_adjusted"],
+        effect=row["effect"],
+        effect_ci=None if ci_lower is None or ci_upper is None else (ci_lower, ci_upper),
+        baseline_score=row["baseline_score"],
+        changed=ChangedItems(
+            pass_to_fail=tuple(row["pass_to_fail"] or ()),
+            fail_to_pass=tuple(row["fail_to_pass"] or ()),
+        ),
+        detail=row["detail"],
+    )
+
+
+def worst_verdict(verdicts: Iterable[Verdict]) -> VerdictKind | None:
+    """The most severe verdict kind of `verdicts` per `VERDICT_SEVERITY`, None if empty."""
+    kinds = [verdict.verdict for verdict in verdicts]
+    return min(kinds, key=_SEVERITY_RANK.__getitem__) if kinds else None
+
+
+def describe_error(exc: BaseException, password: str | None) -> str:
+    """A one-line description of a database error, with `password` masked."""
+    # StatementError (and its subclass DBAPIError) wrap the driver's or a type's error.
+    cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    text = f"{type(cause).__name__}: {lines[0] if lines else ''}"
+    if password:
+        text = text.replace(password, "***")
+    return text[:300]
+
+
+def _unique(ids: Iterable[int]) -> list[int]:
+    return list(dict.fromkeys(ids))
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield ids[start : start + _IN_CHUNK]
+
+
+# ---------------------------------------------------------------- the store
+
+
+class SqlStore:
+    """The repository of runs, results, verdicts and detector state on one database.
+
+    Build it with `open_store`; it owns its engine (and connection pool) until `close`.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap `engine`; prefer `open_store`, which also migrates the schema."""
+        self._engine = engine
+        self._password = engine.url.password
+        self.url = mask_url(engine.url)
+        self._dialect = engine.dialect.name
+
+    def __repr__(self) -> str:
+        """Show the backend URL with the password masked."""
+        return f"SqlStore(url={self.url!r})"
+
+    __str__ = __repr__
+
+    def __enter__(self) -> SqlStore:
+        """Use the store as a context manager that closes it on exit."""
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Close the store."""
+        self.close()
+
+    # ------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _translate(self, action: str) -> Iterator[None]:
+        """Turn SQLAlchemy errors raised inside the block into `StorageError`."""
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise StorageError(
+                f"could not {action}: {describe_error(exc, self._password)}"
+            ) from exc
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[Connection]:
+        """One write transaction, committed at the end of the block."""
+        with self._translate(action), self._engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self, action: str) -> Iterator[Connection]:
+        """One connection for reading."""
+        with self._translate(action), self._engine.connect() as conn:
+            yield conn
+
+    def _insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
+        """A dialect-specific INSERT that supports ON CONFLICT on both backends."""
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def close(self) -> None:
+        """Close every pooled connection; the store must not be used afterwards."""
+        self._engine.dispose()
+
+    def ping(self) -> bool:
+        """Whether the database answers a trivial query (for readiness checks)."""
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(sa.select(sa.literal(1)))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    # ------------------------------------------------------------ benchmarks, endpoints
+
+    def save_benchmark(self, bench: Benchmark, now: datetime) -> None:
+        """Record a benchmark version and its items; a no-op when the version is known."""
+        known = sa.select(t.benchmark_version.c.id).where(
+            t.benchmark_version.c.name == bench.name,
+            t.benchmark_version.c.version == bench.version,
+        )
+        with self._read(f"look up benchmark {bench.name!r}") as conn:
+            if conn.execute(known).first() is not None:
+                return  # the usual case after the first run of a version
+        items = [_item_row(bench.name, item) for item in bench.items]
+        with self._write(f"save benchmark {bench.name!r}") as conn:
+            version_id = conn.execute(
+                self._insert(t.benchmark_version)
+                .values(
+                    name=bench.name,
+                    version=bench.version,
+                    item_count=len(bench.items),
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["name", "version"])
+                .returning(t.benchmark_version.c.id)
+            ).scalar_one_or_none()
+            if version_id is None:
+                return  # stored before, by us or by another replica
+            if items:
+                conn.execute(
+                    self._insert(t.item).on_conflict_do_nothing(
+                        index_elements=["benchmark_version_id", "item_key"]
+                    ),
+                    [{"benchmark_version_id": version_id, **row} for row in items],
+                )
+
+    def save_endpoint(self, name: str, config_hash: str, now: datetime) -> None:
+        """Insert or update an endpoint's configuration hash."""
+        stmt = self._insert(t.endpoint).values(name=name, config_hash=config_hash, updated_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"config_hash": stmt.excluded.config_hash, "updated_at": stmt.excluded.updated_at},
+        )
+        with self._write(f"save endpoint {name!r}") as conn:
+            conn.execute(stmt)
+
+    # ------------------------------------------------------------ runs
+
+    def start_run(
+        self,
+        *,
+        monitor: str,
+        benchmark: str,
+        benchmark_version: str,
+        endpoint: str,
+        trigger: str,
+        started_at: datetime,
+    ) -> Run:
+        """Create a run in status `running` and return it with its id."""
+        values: dict[str, Any] = {
+            "monitor": monitor,
+            "benchmark": benchmark,
+            "benchmark_version": benchmark_version,
+            "endpoint": endpoint,
+            "trigger": trigger,
+            "status": RunStatus.RUNNING.value,
+            "started_at": started_at,
+            "n_items": 0,
+            "n_errors": 0,
+        }
+        with self._write(f"start a run of {monitor!r}") as conn:
+            row = conn.execute(sa.insert(t.run).values(**values).returning(t.run)).mappings().one()
+        return _run_from(row)
+
+    def add_item_results(self, run_id: int, results: Sequence[ItemResult]) -> None:
+        """Append item results in one transaction; keys already stored for the run are kept."""
+        if not results:
+            return
+        stmt = self._insert(t.item_result).on_conflict_do_nothing(
+            index_elements=["run_id", "item_key"]
+        )
+        rows = [_item_result_row(run_id, result) for result in results]
+        with self._write(f"save {len(rows)} item results of run {run_id}") as conn:
+            conn.execute(stmt, rows)
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: RunStatus,
+        finished_at: datetime,
+        n_items: int,
+        n_errors: int,
+        model_id: str | None,
+        scores: Sequence[ScoreSummary],
+    ) -> Run:
+        """Set a run's final status and counts and replace its run-level scores."""
+        status = RunStatus(status)
+        if status is RunStatus.RUNNING:
+            raise ValueError("finish_run needs a final status, not 'running'")
+        with self._write(f"finish run {run_id}") as conn:
+            updated = conn.execute(
+                sa.update(t.run)
+                .where(t.run.c.id == run_id)
+                .values(
+                    status=status.value,
+                    finished_at=finished_at,
+                    n_items=n_items,
+                    n_errors=n_errors,
+                    model_id=model_id,
+                )
+            )
+            if updated.rowcount != 1:
+                raise StorageError(f"could not finish run {run_id}: no such run")
+            conn.execute(sa.delete(t.run_score).where(t.run_score.c.run_id == run_id))
+            if scores:
+                conn.execute(sa.insert(t.run_score), [_score_row(run_id, s) for s in scores])
+            row = conn.execute(sa.select(t.run).where(t.run.c.id == run_id)).mappings().one()
+        return _run_from(row)
+
+    def save_verdicts(self, run_id: int, verdicts: Sequence[Verdict]) -> None:
+        """Replace a run's verdicts and set `run.judged` to the worst of them.
+
+        Severity, worst first: regressed, degraded, warn, insufficient_data, no_baseline,
+        improved, ok (`VERDICT_SEVERITY`). An empty list clears both.
+        """
+        worst = worst_verdict(verdicts)
+        with self._write(f"save verdicts of run {run_id}") as conn:
+            updated = conn.execute(
+                sa.update(t.run)
+                .where(t.run.c.id == run_id)
+                .values(judged=None if worst is None else worst.value)
+            )
+            if updated.rowcount != 1:
+                raise StorageError(f"could not save verdicts of run {run_id}: no such run")
+            conn.execute(sa.delete(t.drift_result).where(t.drift_result.c.run_id == run_id))
+            if verdicts:
+                conn.execute(sa.insert(t.drift_result), [_verdict_row(run_id, v) for v in verdicts])
+
+    def abort_running(self, now: datetime, *, reason: str = "orphaned") -> int:
+        """Mark every run still `running` as `aborted` at `now`; return how many were."""
+        with self._write("abort running runs") as conn:
+            result = conn.execute(
+                sa.update(t.run)
+                .where(t.run.c.status == RunStatus.RUNNING.value)
+                .values(
+                    status=RunStatus.ABORTED.value,
+                    finished_at=now,
+                    status_reason=_clean_text(reason),
+                )
+            )
+        return int(result.rowcount)
+
+    def get_run(self, run_id: int) -> Run | None:
+        """The run with id `run_id`, or None."""
+        with self._read(f"read run {run_id}") as conn:
+            row = conn.execute(sa.select(t.run).where(t.run.c.id == run_id)).mappings().first()
+        return None if row is None else _run_from(row)
+
+    def list_runs(
+        self,
+        *,
+        monitor: str | None = None,
+        endpoint: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Run]:
+        """Runs matching the given filters, newest (latest `started_at`) first."""
+        query = sa.select(t.run)
+        if monitor is not None:
+            query = query.where(t.run.c.monitor == monitor)
+        if endpoint is not None:
+            query = query.where(t.run.c.endpoint == endpoint)
+        if status is not None:
+            query = query.where(t.run.c.status == RunStatus(status).value)
+        query = (
+            query.order_by(t.run.c.started_at.desc(), t.run.c.id.desc()).limit(limit).offset(offset)
+        )
+        with self._read("list runs") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_run_from(row) for row in rows]
+
+    def latest_runs(self) -> list[Run]:
+        """For every (monitor, endpoint), its latest run of each status, in one query.
+
+        This contains the latest run overall and the latest succeeded run of each pair
+        (what the metrics restore after a restart), plus the latest failed, degraded, ...
+        one for per-status gauges. Ordered by monitor, endpoint, then id.
+        """
+        latest_ids = sa.select(sa.func.max(t.run.c.id)).group_by(
+            t.run.c.monitor, t.run.c.endpoint, t.run.c.status
+        )
+        query = (
+            sa.select(t.run)
+            .where(t.run.c.id.in_(latest_ids.scalar_subquery()))
+            .order_by(t.run.c.monitor, t.run.c.endpoint, t.run.c.id)
+        )
+        with self._read("read the latest runs") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_run_from(row) for row in rows]
+
+    def item_totals(self) -> dict[tuple[str, str, str], tuple[int, int]]:
+        """(monitor, benchmark, endpoint) -> (items answered, items errored) over all runs."""
+        query = sa.select(
+            t.run.c.monitor,
+            t.run.c.benchmark,
+            t.run.c.endpoint,
+            sa.func.coalesce(sa.func.sum(t.run.c.n_items), 0),
+            sa.func.coalesce(sa.func.sum(t.run.c.n_errors), 0),
+        ).group_by(t.run.c.monitor, t.run.c.benchmark, t.run.c.endpoint)
+        with self._read("count items") as conn:
+            rows = conn.execute(query).all()
+        return {(m, b, e): (int(n) - int(err), int(err)) for m, b, e, n, err in rows}
+
+    def run_counts(self) -> dict[tuple[str, str, str], int]:
+        """Number of runs per (monitor, endpoint, status)."""
+        query = sa.select(
+            t.run.c.monitor, t.run.c.endpoint, t.run.c.status, sa.func.count()
+        ).group_by(t.run.c.monitor, t.run.c.endpoint, t.run.c.status)
+        with self._read("count runs") as conn:
+            rows = conn.execute(query).all()
+        return {
+            (monitor, endpoint, status): int(count) for monitor, endpoint, status, count in rows
+        }
+
+    # ------------------------------------------------------------ scores and verdicts
+
+    def run_scores(self, run_ids: Sequence[int]) -> dict[int, list[ScoreSummary]]:
+        """Run-level scores of many runs; every requested id is a key (maybe with [])."""
+        ids = _unique(run_ids)
+        found: dict[int, list[ScoreSummary]] = {run_id: [] for run_id in ids}
+        with self._read("read run scores") as conn:
+            for chunk in _chunks(ids):
+                rows = conn.execute(
+                    sa.select(t.run_score)
+                    .where(t.run_score.c.run_id.in_(chunk))
+                    .order_by(t.run_score.c.run_id, t.run_score.c.scorer)
+                ).mappings()
+                for row in rows:
+                    found[row["run_id"]].append(_score_from(row))
+        return found
+
+    def run_verdicts(self, run_ids: Sequence[int]) -> dict[int, list[Verdict]]:
+        """Verdicts of many runs in saved order; every requested id is a key (maybe with [])."""
+        ids = _unique(run_ids)
+        found: dict[int, list[Verdict]] = {run_id: [] for run_id in ids}
+        with self._read("read verdicts") as conn:
+            for chunk in _chunks(ids):
+                rows = conn.execute(
+                    sa.select(t.drift_result)
+                    .where(t.drift_result.c.run_id.in_(chunk))
+                    .order_by(t.drift_result.c.run_id, t.drift_result.c.id)
+                ).mappings()
+                for row in rows:
+                    found[row["run_id"]].append(_verdict_from(row))
+        return found
+
+    def item_results(
+        self, run_id: int, *, limit: int | None = None, offset: int = 0
+    ) -> list[ItemResult]:
+        """A run's item results in the order they were stored."""
+        query = (
+            sa.select(t.item_result)
+            .where(t.item_result.c.run_id == run_id)
+            .order_by(t.item_result.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._read(f"read item results of run {run_id}") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_item_result_from(row) for row in rows]
+
+    def item_scores(self, run_ids: Sequence[int], scorer: str) -> dict[int, dict[str, float]]:
+        """Per-item values of `scorer`: run id -> item key -> score.
+
+        Errored items, items without that scorer and NaN scores are absent; every
+        requested run id is a key (maybe with an empty mapping).
+        """
+        ids = _unique(run_ids)
+        found: dict[int, dict[str, float]] = {run_id: {} for run_id in ids}
+        columns = (t.item_result.c.run_id, t.item_result.c.item_key, t.item_result.c.scores)
+        with self._read(f"read item scores of {scorer!r}") as conn:
+            for chunk in _chunks(ids):
+                rows = conn.execute(
+                    sa.select(*columns)
+                    .where(t.item_result.c.run_id.in_(chunk), t.item_result.c.error_kind.is_(None))
+                    .order_by(t.item_result.c.id)
+                )
+                for run_id, item_key, scores in rows:
+                    value = (scores or {}).get(scorer)
+                    if value is not None:
+                        found[run_id][item_key] = float(value)
+        return found
+
+    # ------------------------------------------------------------ baselines
+
+    def baseline_run_ids(
+        self,
+        *,
+        monitor: str,
+        endpoint: str,
+        benchmark_version: str,
+        k: int,
+        before_run_id: int,
+    ) -> list[int]:
+        """The rolling baseline: the last `k` eligible runs before `before_run_id`, oldest first.
+
+        Eligible: same monitor, endpoint and benchmark version, status succeeded, and not
+        judged regressed or degraded (runs without verdicts are eligible).
+        """
+        if k <= 0:
+            return []
+        judged = t.run.c.judged
+        query = (
+            sa.select(t.run.c.id)
+            .where(
+                t.run.c.monitor == monitor,
+                t.run.c.endpoint == endpoint,
+                t.run.c.benchmark_version == benchmark_version,
+                t.run.c.status == RunStatus.SUCCEEDED.value,
+                sa.or_(judged.is_(None), judged.not_in([v.value for v in BASELINE_EXCLUDED])),
+                t.run.c.id < before_run_id,
+            )
+            .order_by(t.run.c.id.desc())
+            .limit(k)
+        )
+        with self._read(f"select the baseline of {monitor!r}") as conn:
+            ids = list(conn.execute(query).scalars())
+        return ids[::-1]
+
+    def pin_baseline(
+        self, *, monitor: str, endpoint: str, run_ids: Sequence[int], now: datetime
+    ) -> None:
+        """Replace the pinned baseline of (monitor, endpoint) by `run_ids` ([] unpins)."""
+        rows = [
+            {"monitor": monitor, "endpoint": endpoint, "run_id": run_id, "pinned_at": now}
+            for run_id in _unique(run_ids)
+        ]
+        with self._write(f"pin the baseline of {monitor!r}") as conn:
+            conn.execute(
+                sa.delete(t.baseline).where(
+                    t.baseline.c.monitor == monitor, t.baseline.c.endpoint == endpoint
+                )
+            )
+            if rows:
+                conn.execute(sa.insert(t.baseline), rows)
+
+    def pinned_run_ids(self, *, monitor: str, endpoint: str) -> list[int]:
+        """The pinned baseline runs of (monitor, endpoint), oldest first; [] if none."""
+        query = (
+            sa.select(t.baseline.c.run_id)
+            .where(t.baseline.c.monitor == monitor, t.baseline.c.endpoint == endpoint)
+            .order_by(t.baseline.c.run_id)
+        )
+        with self._read(f"read the pinned baseline of {monitor!r}") as conn:
+            return list(conn.execute(query).scalars())
+
+    # ------------------------------------------------------------ sequential detectors
+
+    def get_sequential_state(
+        self, monitor: str, endpoint: str, scorer: str, benchmark_version: str
+    ) -> float:
+        """A detector's stored statistic: 0.0 when none was stored, NaN if NaN was stored."""
+        s = t.sequential_state.c
+        query = sa.select(s.value).where(
+            s.monitor == monitor,
+            s.endpoint == endpoint,
+            s.scorer == scorer,
+            s.benchmark_version == benchmark_version,
+        )
+        with self._read(f"read the detector state of {monitor!r}") as conn:
+            row = conn.execute(query).first()
+        return 0.0 if row is None else _nan_if_none(row[0])
+
+    def set_sequential_state(  # noqa: PLR0917  # mirrors get_sequential_state's positional key
+        self,
+        monitor: str,
+        endpoint: str,
+        scorer: str,
+        benchmark_version: str,
+        value: float,
+        now: datetime,
+    ) -> None:
+        """Insert or replace a detector's statistic."""
+        stmt = self._insert(t.sequential_state).values(
+            monitor=monitor,
+            endpoint=endpoint,
+            scorer=scorer,
+            benchmark_version=benchmark_version,
+            value=value,
+            updated_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["monitor", "endpoint", "scorer", "benchmark_version"],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+        )
+        with self._write(f"save the detector state of {monitor!r}") as conn:
+            conn.execute(stmt)
+
+
+def open_store(url: str, *, migrate: bool = True) -> SqlStore:
+    """Connect to `url` (sqlite:/// or postgresql://) and, unless told not to, migrate it."""
+    engine = create_engine(url)
+    store = SqlStore(engine)
+    if migrate:
+        try:
+            upgrade(engine)
+        except (SQLAlchemyError, CommandError) as exc:
+            engine.dispose()
+            reason = describe_error(exc, engine.url.password)
+            raise StorageError(f"could not migrate {store.url}: {reason}") from exc
+    return store
