@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("run_b", type=int)
     cp.add_argument("--format", choices=["table", "json"], default="table")
 
+    bl = with_config(sub.add_parser("baseline", help="pin runs as a baseline"))
+    bl.add_argument("action", choices=["pin"])
+    bl.add_argument("runs", type=int, nargs="+", help="succeeded runs of one (monitor, endpoint)")
+
     db = with_config(sub.add_parser("db", help="database maintenance"))
     db.add_argument("action", choices=["upgrade"])
 
@@ -313,6 +317,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from monitor.app import open_settings_store
+    from monitor.core.model import RunStatus
+    from monitor.errors import MonitorError
+    from monitor.runner import utc_now
+
+    settings = _settings(args.config)
+    store = open_settings_store(settings)
+    try:
+        runs = [store.get_run(rid) for rid in args.runs]
+        for rid, run in zip(args.runs, runs, strict=True):
+            if run is None:
+                raise MonitorError(f"no run with id {rid}")
+            if run.status is not RunStatus.SUCCEEDED:
+                raise MonitorError(f"run {rid} is {run.status.value}; only succeeded runs pin")
+        pairs = {(r.monitor, r.endpoint) for r in runs if r is not None}
+        if len(pairs) != 1:
+            raise MonitorError("the runs belong to different (monitor, endpoint) pairs")
+        ((monitor, endpoint),) = pairs
+        store.pin_baseline(monitor=monitor, endpoint=endpoint, run_ids=args.runs, now=utc_now())
+    finally:
+        store.close()
+    print(f"pinned runs {', '.join(map(str, args.runs))} as the baseline of {monitor}@{endpoint}")
+    return EXIT_OK
+
+
 def cmd_db(args: argparse.Namespace) -> int:
     from monitor.storage import open_store
 
@@ -350,6 +380,7 @@ _COMMANDS = {
     "run": cmd_run,
     "runs": cmd_runs,
     "compare": cmd_compare,
+    "baseline": cmd_baseline,
     "db": cmd_db,
     "serve": cmd_serve,
     "demo": cmd_demo,
