@@ -12,7 +12,7 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from monitor import __version__
@@ -29,8 +29,7 @@ class DaemonView(Protocol):
     settings: Settings
     store: SqlStore | None
 
-    @property
-    def registry(self) -> CollectorRegistry: ...
+    def metrics_text(self) -> bytes: ...
 
     def ready(self) -> bool: ...
 
@@ -94,7 +93,7 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        body = await asyncio.to_thread(generate_latest, daemon.registry)
+        body = await asyncio.to_thread(daemon.metrics_text)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import uvicorn
-from prometheus_client import CollectorRegistry, disable_created_metrics
+from prometheus_client import disable_created_metrics
 
 from monitor.api import create_api
 from monitor.app import check_benchmarks
@@ -111,6 +111,8 @@ class Daemon:
         self._accepting = True
         self._lock_file: TextIO | None = None
         self._target_list: list[MonitorTarget] = []
+        self._metrics_dirty = False
+        self._metrics_refreshing = False
 
     # ------------------------------------------------------------------ life cycle
 
@@ -311,9 +313,8 @@ class Daemon:
         self._clients[name] = (fingerprint, client)
         return client
 
-    @property
-    def registry(self) -> CollectorRegistry:
-        return self.metrics.registry
+    def metrics_text(self) -> bytes:
+        return self.metrics.render()
 
     def running_pairs(self) -> set[tuple[str, str]]:
         return {k for k, p in self._pairs.items() if p.task is not None and not p.task.done()}
@@ -375,16 +376,27 @@ class Daemon:
         self.metrics.initialize_targets(self._target_list)
 
     async def refresh_metrics(self) -> None:
-        """Rebuild the metrics snapshot from the store (off the event loop)."""
-        store = self.store
-        if store is None:
-            return
-        targets = self._target_list
+        """Rebuild the metrics snapshot from the store, off the event loop.
 
-        def read() -> Any:
-            latest = store.latest_runs()
-            ids = [r.id for r in latest]
-            return build_snapshot(
+        Calls that arrive while a rebuild runs are coalesced into one more rebuild:
+        at 5,000 series a rebuild costs a few hundred ms, and runs may finish in bursts.
+        """
+        self._metrics_dirty = True
+        if self._metrics_refreshing or self.store is None:
+            return
+        self._metrics_refreshing = True
+        try:
+            while self._metrics_dirty:
+                self._metrics_dirty = False
+                await asyncio.to_thread(self._rebuild_metrics, self.store, self._target_list)
+        finally:
+            self._metrics_refreshing = False
+
+    def _rebuild_metrics(self, store: SqlStore, targets: list[MonitorTarget]) -> None:
+        latest = store.latest_runs()
+        ids = [r.id for r in latest]
+        self.metrics.update(
+            build_snapshot(
                 latest_runs=latest,
                 scores=store.run_scores(ids),
                 verdicts=store.run_verdicts(ids),
@@ -392,8 +404,7 @@ class Daemon:
                 item_totals=store.item_totals(),
                 targets=targets,
             )
-
-        self.metrics.store_collector.update(await asyncio.to_thread(read))
+        )
 
 
 def run_daemon(config_path: str) -> int:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -220,12 +220,20 @@ def _target_families(snap: Snapshot) -> Iterator[Metric]:
 
 
 class Metrics:
-    """The process's metrics: the store collector plus process-level instruments."""
+    """The process's metrics: store-derived series plus process-level instruments.
+
+    The store-derived part can hold tens of thousands of series (5,000 score series
+    make ~40,000 samples), too many to render on every scrape; it is rendered once
+    per snapshot (after each run) and served as cached bytes. The process registry is
+    small and rendered live.
+    """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=False)
+        self.store_registry = CollectorRegistry(auto_describe=False)
         self.store_collector = StoreCollector()
-        self.registry.register(self.store_collector)
+        self.store_registry.register(self.store_collector)
+        self._store_text = b""
         r = self.registry
         self.run_duration = Histogram(
             "monitor_run_duration_seconds",
@@ -272,6 +280,15 @@ class Metrics:
             "monitor_build_info", "Version of the running monitor.", ("version",), registry=r
         )
         self.build_info.labels(__version__).set(1)
+
+    def update(self, snapshot: Snapshot) -> None:
+        """Swap in a new store snapshot and render it (call off the event loop)."""
+        self.store_collector.update(snapshot)
+        self._store_text = generate_latest(self.store_registry)
+
+    def render(self) -> bytes:
+        """The full exposition: live process metrics plus the cached store text."""
+        return generate_latest(self.registry) + self._store_text
 
     def observe_response(self, endpoint: str, response: Response) -> None:
         """Per-item hook for the runner; cheap: two or three counter updates."""

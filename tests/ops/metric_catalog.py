@@ -1,0 +1,147 @@
+"""The metrics the daemon exposes (design.md section 6), and PromQL helpers to check names.
+
+This catalog stands in for the daemon's live exposition until the ops tests can scrape a real
+``monitor serve``: the names and label sets below are binding for the dashboards and alert rules.
+Only the CATALOG mapping needs replacing then; the helpers work on any name -> labels mapping.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+_SCORE = ("monitor", "benchmark", "endpoint", "scorer")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric family: its type and the labels its samples carry."""
+
+    kind: str  # gauge | counter | histogram
+    labels: tuple[str, ...]
+
+
+CATALOG: dict[str, Metric] = {
+    # gauges
+    "monitor_benchmark_score": Metric("gauge", _SCORE),
+    "monitor_benchmark_score_ci_lower": Metric("gauge", _SCORE),
+    "monitor_benchmark_score_ci_upper": Metric("gauge", _SCORE),
+    "monitor_baseline_score": Metric("gauge", _SCORE),
+    "monitor_regression_effect": Metric("gauge", _SCORE),
+    "monitor_drift_p_value": Metric("gauge", (*_SCORE, "test")),
+    "monitor_regression_detected": Metric("gauge", _SCORE),
+    "monitor_score_floor": Metric("gauge", ("monitor", "benchmark", "scorer")),
+    "monitor_last_run_timestamp_seconds": Metric("gauge", ("monitor", "endpoint", "status")),
+    "monitor_schedule_interval_seconds": Metric("gauge", ("monitor", "endpoint")),
+    "monitor_alerts_firing": Metric("gauge", ()),
+    "monitor_build_info": Metric("gauge", ("version",)),
+    "monitor_config_last_reload_successful": Metric("gauge", ()),
+    "monitor_run_in_progress": Metric("gauge", ("monitor", "endpoint")),
+    # counters (exposed with the _total suffix)
+    "monitor_runs_total": Metric("counter", ("monitor", "endpoint", "status")),
+    "monitor_items_total": Metric("counter", ("monitor", "benchmark", "endpoint", "outcome")),
+    "monitor_endpoint_errors_total": Metric("counter", ("endpoint", "kind")),
+    "monitor_endpoint_requests_total": Metric("counter", ("endpoint",)),
+    # histograms
+    "monitor_run_duration_seconds": Metric("histogram", ("monitor", "endpoint")),
+    "monitor_endpoint_request_duration_seconds": Metric("histogram", ("endpoint",)),
+    # Prometheus's own
+    "up": Metric("gauge", ()),
+}
+
+# Labels every scraped series gets from its target (compose and Kubernetes service discovery).
+TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "service", "container"})
+
+
+def series_names(catalog: Mapping[str, Metric] = CATALOG) -> dict[str, frozenset[str]]:
+    """Every series name a query may select, with the labels it may match on."""
+    out: dict[str, frozenset[str]] = {}
+    for name, metric in catalog.items():
+        labels = frozenset(metric.labels) | TARGET_LABELS
+        if metric.kind == "histogram":
+            out[f"{name}_bucket"] = labels | {"le"}
+            out[f"{name}_sum"] = labels
+            out[f"{name}_count"] = labels
+        else:
+            out[name] = labels
+    return out
+
+
+# ------------------------------------------------------------------ PromQL scanning
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_NUMBER = re.compile(r"(?<![\w:.])(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)")
+_DURATION = re.compile(r"(?<![\w:.])(?:\d+(?:ms|[smhdwy]))+(?![\w:])")
+_RANGE = re.compile(r"\[[^\]]*\]")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_MATCHERS = re.compile(r"\{([^}]*)\}")
+_IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+_KEYWORDS = frozenset(
+    {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring"}
+    | {"group_left", "group_right", "inf", "nan", "atan2", "start", "end"}
+)
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A vector selector found in a query: the series name and the label names it matches on."""
+
+    name: str
+    labels: tuple[str, ...]
+
+
+def selectors(expr: str) -> Iterator[Selector]:
+    """The vector selectors of a PromQL expression (function names and keywords skipped)."""
+    # keep label names of matchers, but blank out every string so that no value looks like a name
+    text = _STRING.sub('""', expr)
+    text = _RANGE.sub(" ", text)
+    text = _GROUPING.sub(" ", text)
+    text = _DURATION.sub(" ", text)  # `offset 5m`
+    text = _NUMBER.sub(" ", text)
+    matchers: dict[int, tuple[str, ...]] = {}
+
+    def stash(match: re.Match[str]) -> str:
+        names = tuple(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)", match.group(1)))
+        matchers[len(matchers)] = names
+        return f" \x00{len(matchers) - 1}\x00 "
+
+    text = _MATCHERS.sub(stash, text)
+    tokens = re.finditer(r"\x00(\d+)\x00|" + _IDENT.pattern + r"|\(|\S", text)
+    items = [(m.group(0), m.group(1)) for m in tokens]
+    i = 0
+    while i < len(items):
+        token, stash_id = items[i]
+        nxt = items[i + 1] if i + 1 < len(items) else ("", None)
+        if stash_id is not None:  # a bare {…} selector: the name is in __name__ (unsupported)
+            yield Selector("", matchers[int(stash_id)])
+        elif _IDENT.fullmatch(token) and token.lower() not in _KEYWORDS and nxt[0] != "(":
+            labels = matchers[int(nxt[1])] if nxt[1] is not None else ()
+            yield Selector(token, labels)
+            if nxt[1] is not None:
+                i += 1
+        i += 1
+
+
+def unknown_series(expr: str, catalog: Mapping[str, Metric] = CATALOG) -> list[str]:
+    """Problems with the series and matcher labels of one expression; empty when all are known."""
+    known = series_names(catalog)
+    problems = []
+    for sel in selectors(expr):
+        if sel.name not in known:
+            problems.append(f"unknown metric {sel.name or '{…}'!r}")
+            continue
+        problems.extend(
+            f"metric {sel.name!r} has no label {label!r}"
+            for label in sel.labels
+            if label not in known[sel.name] and label != "__name__"
+        )
+    return problems
+
+
+_TEMPLATE_METRIC = re.compile(r"\b(?:monitor_[a-z0-9_]+|up)\b(?=\s*[{\[(%)])")
+
+
+def template_series(text: str) -> set[str]:
+    """Series names that a rule annotation queries through template functions like `query`."""
+    return set(_TEMPLATE_METRIC.findall(text))
