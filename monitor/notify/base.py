@@ -1,0 +1,297 @@
+"""Delivering notifications over HTTP: one aiohttp session, retries, failure classes.
+
+Every receiver format (webhook, Slack, Alertmanager) is a `Channel` that builds a JSON body
+and hands it to `Notifier.post_json`, which owns the process's one notification
+``aiohttp.ClientSession`` and the retry loop. Per attempt::
+
+    2xx                                          delivered
+    connect refused, reset, DNS, body cut off    transient   retried with backoff
+    no answer within `timeout`                   transient   retried with backoff
+    429, 5xx                                     transient   retried, Retry-After honoured
+    3xx (redirects are not followed), other 4xx  permanent   NotifyError(permanent=True) at once
+    TLS failure, invalid URL                     permanent   NotifyError(permanent=True) at once
+
+When the retries are used up the last transient failure is raised as
+``NotifyError(permanent=False)``. Error messages never contain the URL: a Slack webhook
+URL is itself a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import aiohttp
+
+from monitor import __version__
+from monitor.core.alerts import Action, Alert
+from monitor.errors import NotifyError
+
+__all__ = [
+    "USER_AGENT",
+    "Channel",
+    "Message",
+    "Notifier",
+    "RetryPolicy",
+    "annotation_int",
+    "annotation_items",
+    "annotation_number",
+    "parse_retry_after",
+]
+
+USER_AGENT = f"monitor/{__version__}"
+_SNIPPET_BYTES = 200  # how much of an error body is quoted in the error message
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to wait before retrying a transient delivery failure.
+
+    ``retries`` counts retries after the first attempt. The wait before retry ``attempt``
+    (1-based) is ``base_delay * 2**(attempt-1)`` capped at ``max_delay``, shortened by up
+    to ``jitter`` (a fraction) at random. A ``Retry-After`` header replaces the computed
+    wait (capped at ``max_delay``, without jitter: the server asked for that time).
+    """
+
+    retries: int = 3
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.retries < 0 or self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError("retries, base_delay and max_delay must not be negative")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError(f"jitter must be a fraction in [0, 1], got {self.jitter}")
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        exponent = min(max(attempt - 1, 0), 62)
+        wait = min(self.base_delay * 2.0**exponent, self.max_delay)
+        return wait * (1.0 - self.jitter * rng.random())
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent
+    or unparseable; a date in the past gives 0."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    reference = now if now is not None else datetime.now(UTC)
+    return max((when - reference).total_seconds(), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One notification to send: the alert as it is now, why it is sent, and when."""
+
+    alert: Alert
+    action: Action
+    now: datetime
+
+    @property
+    def status(self) -> str:
+        """``resolved`` for a resolution, ``firing`` for a first or repeated notification."""
+        return "resolved" if self.action is Action.NOTIFY_RESOLVED else "firing"
+
+    @property
+    def notification(self) -> str:
+        """``firing``, ``repeat`` or ``resolved``."""
+        return {
+            Action.NOTIFY_FIRING: "firing",
+            Action.NOTIFY_REPEAT: "repeat",
+            Action.NOTIFY_RESOLVED: "resolved",
+        }.get(self.action, "none")
+
+
+class Channel(Protocol):
+    """One destination of a receiver (its webhook, Slack URL or Alertmanager)."""
+
+    receiver: str
+    kind: str
+
+    async def send(self, notifier: Notifier, message: Message) -> None:
+        """Deliver `message`; raise NotifyError when it could not be delivered."""
+        ...
+
+
+class Notifier:
+    """Owns the aiohttp session used for notifications and the retry loop.
+
+    Use it as an async context manager (or call `aclose`). `sleep` and `rng` are
+    injectable so tests make retry waits instant and repeatable.
+    """
+
+    def __init__(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 10.0,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.sleep = sleep
+        self.rng = rng if rng is not None else random.Random()
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session; the notifier cannot be used afterwards."""
+        self._closed = True
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            if self._closed:
+                raise RuntimeError("Notifier is closed")
+            self._session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+                raise_for_status=False,
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self._session
+
+    async def post_json(
+        self,
+        *,
+        receiver: str,
+        channel: str,
+        url: str,
+        payload: Any,
+        headers: Mapping[str, str] | None = None,
+    ) -> int:
+        """POST `payload` as JSON with retries; return the number of attempts it took.
+
+        Raises ``NotifyError`` naming `receiver` and `channel`, never the URL.
+        """
+        body = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        attempts = self.retry.retries + 1
+        for attempt in range(1, attempts + 1):
+            problem, retry_after = await self._attempt(receiver, channel, url, body, all_headers)
+            if problem is None:
+                return attempt
+            if attempt == attempts:
+                tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+                raise NotifyError(
+                    receiver, f"{channel}: {problem} (gave up after {tries})", permanent=False
+                )
+            await self.sleep(self.retry.delay(attempt, retry_after, self.rng))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        receiver: str,
+        channel: str,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+    ) -> tuple[str | None, float | None]:
+        """One POST: (None, None) when delivered, else (transient problem, Retry-After).
+
+        Raises NotifyError(permanent=True) for failures that retrying cannot fix.
+        """
+        session = self._open()
+        try:
+            async with session.post(
+                url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            ) as resp:
+                status = resp.status
+                if 200 <= status < 300:
+                    return None, None
+                snippet = await _snippet(resp)
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        except aiohttp.InvalidURL as exc:
+            raise NotifyError(
+                receiver, f"{channel}: invalid URL ({type(exc).__name__})", permanent=True
+            ) from exc
+        except aiohttp.ClientSSLError as exc:
+            raise NotifyError(receiver, f"{channel}: TLS: {exc}", permanent=True) from exc
+        except TimeoutError:
+            return f"no answer within {self.timeout.total:g}s", None
+        except aiohttp.ClientConnectorError as exc:
+            return f"cannot connect: {exc.os_error or exc}", None
+        except aiohttp.ClientError as exc:
+            return f"connection failed: {type(exc).__name__}", None
+        answer = f"HTTP {status}{': ' + snippet if snippet else ''}"
+        if status == 429 or status >= 500:
+            return answer, retry_after
+        raise NotifyError(receiver, f"{channel}: {answer}", permanent=True)
+
+
+async def _snippet(resp: aiohttp.ClientResponse) -> str:
+    try:
+        raw = await resp.content.read(_SNIPPET_BYTES)
+    except (aiohttp.ClientError, TimeoutError):
+        return ""
+    return " ".join(raw.decode("utf-8", "replace").split())
+
+
+# ---------------------------------------------------------------- reading annotations
+
+
+def annotation_number(annotations: Mapping[str, str], key: str) -> float | None:
+    """A numeric annotation as a float; None when absent, unparseable or not finite."""
+    try:
+        value = float(annotations[key])
+    except (KeyError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def annotation_int(annotations: Mapping[str, str], key: str) -> int | None:
+    """An integer annotation (a run id, a count); None when absent or unparseable."""
+    try:
+        return int(annotations[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def annotation_items(annotations: Mapping[str, str], key: str) -> list[str]:
+    """A JSON-array annotation (changed item keys) as a list of strings; [] when absent."""
+    try:
+        value = json.loads(annotations[key])
+    except (KeyError, ValueError):
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []

@@ -1,0 +1,347 @@
+"""Fixtures for the notifier tests: a recording receiver on 127.0.0.1, instant retry
+waits, an in-memory alert store, fresh databases, and run / verdict / settings factories.
+
+``receiver.respond(...)`` queues answers; each request takes the next one and the last
+keeps repeating (200 with an empty JSON object when nothing is queued). Every request is
+recorded with its path, headers and parsed JSON body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import socket
+import uuid
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from aiohttp import web
+from multidict import CIMultiDictProxy
+from psycopg import sql
+
+from monitor.config import Settings
+from monitor.core.alerts import Action, Alert, AlertState, alerts_from_verdicts, fingerprint
+from monitor.core.model import ChangedItems, Run, RunStatus, Verdict, VerdictKind
+from monitor.notify import Message, Notifier, RetryPolicy
+
+T0 = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+MAINTENANCE_DSN = os.environ.get("MONITOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+# ---------------------------------------------------------------- recording receiver
+
+
+@dataclass
+class Posted:
+    """One request the receiver got."""
+
+    method: str
+    path: str
+    query: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Answer:
+    """One scripted answer."""
+
+    status: int = 200
+    body: bytes = b"{}"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class RecordingReceiver:
+    """A loopback HTTP server that records every request and answers as scripted."""
+
+    def __init__(self) -> None:
+        self.posts: list[Posted] = []
+        self._script: list[Answer] = []
+        self._release = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def respond(self, status: int = 200, **answer: Any) -> None:
+        """Queue one answer; the last queued answer repeats."""
+        self._script.append(Answer(status=status, **answer))
+
+    def always(self, status: int = 200, **answer: Any) -> None:
+        """Drop the queued answers and give this one from now on."""
+        self._script = [Answer(status=status, **answer)]
+
+    def on(self, path: str) -> list[Posted]:
+        """The requests that reached `path`."""
+        return [p for p in self.posts if p.path == path]
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        self._release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.posts.append(
+            Posted(
+                request.method,
+                request.path,
+                request.query_string,
+                request.headers,
+                await request.read(),
+            )
+        )
+        answer = Answer()
+        if self._script:
+            answer = self._script.pop(0) if len(self._script) > 1 else self._script[0]
+        if answer.delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._release.wait(), answer.delay)
+        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[RecordingReceiver]:
+    """A running recording receiver, stopped after the test."""
+    server = RecordingReceiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+class RecordingSleep:
+    """A `sleep` for Notifier that records the wait and returns at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def sleeps() -> RecordingSleep:
+    """The retry waits the notifier was asked to make."""
+    return RecordingSleep()
+
+
+@pytest.fixture
+async def notifier(sleeps: RecordingSleep) -> AsyncIterator[Notifier]:
+    """A notifier with 3 retries, instant recorded waits, a seeded jitter and a 2 s timeout."""
+    async with Notifier(
+        retry=RetryPolicy(retries=3, base_delay=1.0, max_delay=30.0, jitter=0.5),
+        timeout=2.0,
+        sleep=sleeps,
+        rng=random.Random(7),
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ---------------------------------------------------------------- alert stores
+
+
+class MemoryAlertStore:
+    """An `AlertStore` in a dict; records every save."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Alert] = {}
+        self.saves: list[list[Alert]] = []
+
+    def load(self, fingerprints: Collection[str]) -> dict[str, Alert]:
+        return {fp: self.rows[fp] for fp in fingerprints if fp in self.rows}
+
+    def save(self, alerts: Sequence[Alert], now: datetime) -> None:
+        self.saves.append(list(alerts))
+        for alert in alerts:
+            self.rows[alert.fingerprint] = alert
+
+    def firing(self) -> list[Alert]:
+        return [a for a in self.rows.values() if a.state is AlertState.FIRING]
+
+
+@pytest.fixture
+def memory_store() -> MemoryAlertStore:
+    """An empty in-memory alert store."""
+    return MemoryAlertStore()
+
+
+def _pg_conninfo() -> str:
+    return MAINTENANCE_DSN.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh, empty database on SQLite and on PostgreSQL (marked postgres)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'monitor.db'}"
+        return
+    name = f"monitor_test_{uuid.uuid4().hex[:16]}"
+    try:
+        admin = psycopg.connect(_pg_conninfo(), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL unreachable at {MAINTENANCE_DSN}: {exc}")
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    info = psycopg.conninfo.conninfo_to_dict(_pg_conninfo())
+    user, host, port = info.get("user", "postgres"), info.get("host", "127.0.0.1"), info.get("port")
+    try:
+        yield f"postgresql+psycopg://{user}@{host}:{port or 5432}/{name}"
+    finally:
+        with psycopg.connect(_pg_conninfo(), autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+# ---------------------------------------------------------------- domain factories
+
+
+def make_run(run_id: int = 17, **fields: Any) -> Run:
+    """A succeeded run of intents-prod on chat-prod."""
+    values: dict[str, Any] = {
+        "id": run_id,
+        "monitor": "intents-prod",
+        "endpoint": "chat-prod",
+        "benchmark": "support-intents",
+        "benchmark_version": "v1",
+        "trigger": "schedule",
+        "status": RunStatus.SUCCEEDED,
+        "started_at": T0,
+        "finished_at": T0 + timedelta(minutes=2),
+        "n_items": 200,
+        "n_errors": 1,
+    }
+    values.update(fields)
+    return Run(**values)
+
+
+def make_verdict(kind: VerdictKind = VerdictKind.REGRESSED, **fields: Any) -> Verdict:
+    """An exact_match verdict; regressed by default, with flipped items."""
+    values: dict[str, Any] = {
+        "scorer": "exact_match",
+        "verdict": kind,
+        "test": "poisson_binomial",
+        "baseline": "rolling:5 (runs 12-16)",
+        "p_value": 0.0003 if kind is VerdictKind.REGRESSED else 0.41,
+        "p_adjusted": 0.0012 if kind is VerdictKind.REGRESSED else 0.8,
+        "effect": -0.042 if kind is VerdictKind.REGRESSED else -0.003,
+        "effect_ci": (-0.059, -0.025) if kind is VerdictKind.REGRESSED else (-0.02, 0.014),
+        "baseline_score": 0.912,
+        "changed": ChangedItems(
+            pass_to_fail=tuple(f"item-{i}" for i in range(7))
+            if kind is VerdictKind.REGRESSED
+            else (),
+            fail_to_pass=("item-99",),
+        ),
+    }
+    values.update(fields)
+    return Verdict(**values)
+
+
+def make_settings(
+    receivers: Sequence[Mapping[str, Any]] = (),
+    *,
+    alert: Sequence[str] | None = None,
+    repeat_interval: str = "4h",
+    dashboard_url: str | None = "https://grafana.example",
+) -> Settings:
+    """Settings with one monitor (intents-prod on chat-prod) alerting `receivers`."""
+    names = [r["name"] for r in receivers] if alert is None else list(alert)
+    return Settings.model_validate(
+        {
+            "server": {"listen": "127.0.0.1:9464", "dashboard_url": dashboard_url},
+            "endpoints": [
+                {"name": "chat-prod", "type": "openai-chat", "url": "http://x", "model": "m"}
+            ],
+            "benchmarks": [
+                {"name": "support-intents", "data": "d.jsonl", "scorers": ["exact_match"]}
+            ],
+            "monitors": [
+                {
+                    "name": "intents-prod",
+                    "benchmark": "support-intents",
+                    "endpoints": ["chat-prod"],
+                    "alert": names,
+                }
+            ],
+            "alerting": {"receivers": list(receivers), "repeat_interval": repeat_interval},
+        }
+    )
+
+
+def firing_message(action: Action = Action.NOTIFY_FIRING, now: datetime = T0) -> Message:
+    """A notification for the regression alert of `make_run` / `make_verdict`."""
+    desired = alerts_from_verdicts(
+        make_run(),
+        [make_verdict()],
+        api_base="http://monitor.test:9464",
+        dashboard_url="https://grafana.example",
+    )[0]
+    alert = Alert(
+        fingerprint=desired.fingerprint,
+        name=desired.name,
+        labels=desired.labels,
+        annotations={**desired.annotations, "since": T0.isoformat()},
+        state=AlertState.FIRING,
+        since=T0,
+        last_notified=now,
+    )
+    return Message(alert, action, now)
+
+
+def resolved_message(now: datetime) -> Message:
+    """The resolution of `firing_message`'s alert at `now`."""
+    fired = firing_message().alert
+    alert = Alert(
+        fingerprint=fired.fingerprint,
+        name=fired.name,
+        labels=fired.labels,
+        annotations={"summary": "recovered", "since": T0.isoformat()},
+        state=AlertState.RESOLVED,
+        since=T0,
+        last_notified=now,
+        resolved_at=now,
+    )
+    return Message(alert, Action.NOTIFY_RESOLVED, now)
+
+
+REGRESSION_FP = fingerprint(
+    {
+        "alertname": "MonitorRegression",
+        "monitor": "intents-prod",
+        "endpoint": "chat-prod",
+        "scorer": "exact_match",
+    }
+)
