@@ -1,20 +1,208 @@
-"""Judging a finished run against its baseline (wired to the statistics engine)."""
+"""Judging a finished run: fetch its baseline from the store, apply the policy, store verdicts.
+
+The statistics are pure (`monitor.core.policy`); this module only gathers their input:
+the baseline runs (`rolling:K` succeeded runs of the same benchmark version not judged
+regressed or degraded, or the pinned runs), their per-item scores, the CUSUM state, and
+the operational signals for distribution drift (latency, output length, and the
+predicted-label mix when a classification scorer is configured).
+
+All checks of one run are corrected together (Benjamini-Hochberg across the run's scorers
+and drift signals, after the policy's time correction over its horizon). Monitors fire on
+independent schedules, so the run is the natural cycle; see docs/statistics.md.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
 
-from monitor.config import Settings
-from monitor.core.model import Run, Verdict
+from monitor.config import MonitorSettings, Settings
+from monitor.core.model import ItemResult, Run, RunStatus, Verdict
+from monitor.core.policy import (
+    DriftSettings,
+    Evaluation,
+    ScorerHistory,
+    decide,
+    evaluate_categories,
+    evaluate_distribution,
+    evaluate_scorer,
+)
+from monitor.core.scoring import build_scorer
+from monitor.errors import ConfigError
+from monitor.runner import utc_now
+
+
+class JudgeStore(Protocol):
+    """The reads and writes judging needs."""
+
+    def get_run(self, run_id: int) -> Run | None: ...
+
+    def baseline_run_ids(
+        self, *, monitor: str, endpoint: str, benchmark_version: str, k: int, before_run_id: int
+    ) -> list[int]: ...
+
+    def pinned_run_ids(self, *, monitor: str, endpoint: str) -> list[int]: ...
+
+    def item_scores(self, run_ids: Sequence[int], scorer: str) -> dict[int, dict[str, float]]: ...
+
+    def item_results(
+        self, run_id: int, *, limit: int | None = None, offset: int = 0
+    ) -> list[ItemResult]: ...
+
+    def get_sequential_state(
+        self, monitor: str, endpoint: str, scorer: str, benchmark_version: str
+    ) -> float: ...
+
+    def set_sequential_state(  # noqa: PLR0917 - mirrors SqlStore's signature
+        self,
+        monitor: str,
+        endpoint: str,
+        scorer: str,
+        benchmark_version: str,
+        value: float,
+        now: datetime,
+    ) -> None: ...
+
+    def save_verdicts(self, run_id: int, verdicts: Sequence[Verdict]) -> None: ...
+
+
+def drift_settings(mon: MonitorSettings) -> DriftSettings:
+    """The policy's settings from a monitor's `drift:` section."""
+    d = mon.drift
+    return DriftSettings(
+        alpha=d.alpha, min_effect=d.min_effect, sequential=d.sequential, arl0=d.arl0
+    )
 
 
 class StoreJudge:
     """Reads baselines from the store, applies the policy, stores verdicts."""
 
-    def __init__(self, store: object, settings: Callable[[], Settings]) -> None:
+    def __init__(
+        self,
+        store: JudgeStore,
+        settings: Callable[[], Settings],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._store = store
         self._settings = settings
+        self._clock = clock
 
     async def judge(self, run: Run, scores: Mapping[str, Mapping[str, float]]) -> list[Verdict]:
-        del run, scores
-        return []
+        return await asyncio.to_thread(self.judge_sync, run, scores)
+
+    def _baseline(self, run: Run, mon: MonitorSettings) -> tuple[list[int], int, str]:
+        """Baseline run ids (oldest first), how many are required, and a description."""
+        store = self._store
+        k = mon.drift.rolling_window
+        if k is None:  # pinned: only pinned runs of this benchmark version count
+            pinned = store.pinned_run_ids(monitor=run.monitor, endpoint=run.endpoint)
+            ids = [
+                rid
+                for rid in pinned
+                if (r := store.get_run(rid)) is not None
+                and r.benchmark_version == run.benchmark_version
+            ]
+            listed = ",".join(map(str, ids)) or "none of this benchmark version"
+            return ids, max(1, len(pinned)), f"pinned (runs {listed})"
+        ids = store.baseline_run_ids(
+            monitor=run.monitor,
+            endpoint=run.endpoint,
+            benchmark_version=run.benchmark_version,
+            k=k,
+            before_run_id=run.id,
+        )
+        listed = ",".join(map(str, ids)) or "none yet"
+        return ids, k, f"rolling:{k} (runs {listed})"
+
+    def judge_sync(self, run: Run, scores: Mapping[str, Mapping[str, float]]) -> list[Verdict]:
+        """Evaluate every scorer and drift signal of `run`; store and return the verdicts."""
+        settings = self._settings()
+        try:
+            mon = settings.monitor(run.monitor)
+        except ConfigError:
+            return []  # the monitor was removed by a reload while this run was going
+        specs = {s.name: s for s in settings.benchmark(mon.benchmark).scorers}
+        policy = drift_settings(mon)
+        store = self._store
+        ids, need, description = self._baseline(run, mon)
+        evaluations: list[Evaluation] = []
+        for scorer, current in scores.items():
+            spec = specs.get(scorer)
+            if spec is None:
+                continue
+            per_run = store.item_scores(ids, scorer) if ids else {}
+            evaluations.append(
+                evaluate_scorer(
+                    ScorerHistory(
+                        scorer=scorer,
+                        binary=build_scorer(spec).binary,
+                        current=current,
+                        baseline=[per_run.get(rid, {}) for rid in ids],
+                        baseline_description=description,
+                        required_runs=need,
+                        cusum_state=store.get_sequential_state(
+                            run.monitor, run.endpoint, scorer, run.benchmark_version
+                        ),
+                    ),
+                    policy,
+                )
+            )
+        if ids and run.status is RunStatus.SUCCEEDED:
+            classifiers = [s.name for s in specs.values() if s.kind == "classification"]
+            evaluations.extend(self._drift(run, ids, description, policy, bool(classifiers)))
+        verdicts = decide(evaluations, policy, degraded=run.status is RunStatus.DEGRADED)
+        now = self._clock()
+        for v in verdicts:
+            if v.cusum_state is not None:
+                store.set_sequential_state(
+                    run.monitor, run.endpoint, v.scorer, run.benchmark_version, v.cusum_state, now
+                )
+        store.save_verdicts(run.id, verdicts)
+        return verdicts
+
+    def _drift(
+        self, run: Run, ids: Sequence[int], description: str, policy: DriftSettings, labels: bool
+    ) -> list[Evaluation]:
+        """Distribution drift of latency, output length and (for classifiers) labels."""
+        current = self._store.item_results(run.id)
+        baseline = [r for rid in ids for r in self._store.item_results(rid)]
+
+        def ok(results: Sequence[ItemResult]) -> list[ItemResult]:
+            return [r for r in results if r.error is None and r.output is not None]
+
+        cur, base = ok(current), ok(baseline)
+        out = [
+            evaluate_distribution(
+                "latency_seconds",
+                [r.latency_s for r in base],
+                [r.latency_s for r in cur],
+                policy,
+                baseline_description=description,
+            ),
+            evaluate_distribution(
+                "output_length_chars",
+                [len(r.output or "") for r in base],
+                [len(r.output or "") for r in cur],
+                policy,
+                baseline_description=description,
+            ),
+        ]
+        if labels:
+            out.append(
+                evaluate_categories(
+                    "predicted_label",
+                    Counter(_label(r.output) for r in base),
+                    Counter(_label(r.output) for r in cur),
+                    policy,
+                    baseline_description=description,
+                )
+            )
+        return out
+
+
+def _label(output: str | None) -> str:
+    return (output or "").strip().lower()[:100]

@@ -12,7 +12,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -235,13 +235,16 @@ class Runner:
             if error_share > request.degraded_threshold or progress.done == progress.errors
             else RunStatus.SUCCEEDED
         )
-        finished = await self._finish(run, status, collected, progress, scores=summaries)
+        # Judge before marking the run finished, so that anyone who sees a finished run
+        # (API, metrics, demo) also sees its verdicts.
         verdicts: list[Verdict] = []
         if self._judge is not None:
+            judged = replace(run, status=status, n_items=progress.done, n_errors=progress.errors)
             try:
-                verdicts = await self._judge.judge(finished, collected.scores)
+                verdicts = await self._judge.judge(judged, collected.scores)
             except Exception as exc:
                 log.exception("judge_failed", error=f"{type(exc).__name__}: {exc}")
+        finished = await self._finish(run, status, collected, progress, scores=summaries)
         duration = time.perf_counter() - started
         log.info(
             "run_finished",
