@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from monitor import __version__
 from monitor.config import Settings
+from monitor.core.alerts import Alert
 from monitor.core.model import ItemResult, Run, RunStatus
 from monitor.runner import run_document, utc_now
 from monitor.scheduling import RunSpec
@@ -30,6 +31,8 @@ class DaemonView(Protocol):
     store: SqlStore | None
 
     def metrics_text(self) -> bytes: ...
+
+    async def firing_alerts(self) -> list[Alert]: ...
 
     def ready(self) -> bool: ...
 
@@ -173,6 +176,23 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
                 }
             )
         return {"monitors": out}
+
+    @app.get("/api/v1/alerts")
+    async def alerts() -> dict[str, Any]:
+        return {
+            "alerts": [
+                {
+                    "fingerprint": a.fingerprint,
+                    "name": a.name,
+                    "state": a.state,
+                    "labels": dict(a.labels),
+                    "annotations": dict(a.annotations),
+                    "since": a.since.isoformat(),
+                    "last_notified": a.last_notified.isoformat() if a.last_notified else None,
+                }
+                for a in await daemon.firing_alerts()
+            ]
+        }
 
     @app.get("/api/v1/runs")
     async def runs(

@@ -29,15 +29,18 @@ from monitor.api import create_api
 from monitor.app import check_benchmarks
 from monitor.benchmarks import load_benchmark
 from monitor.config import BenchmarkSettings, Settings, load_settings
+from monitor.core.alerts import Alert
 from monitor.core.model import Benchmark
 from monitor.endpoints import HttpClient, build_endpoint
 from monitor.errors import ConfigError, MonitorError
 from monitor.judge import StoreJudge
 from monitor.log import get_logger, redactor
 from monitor.metrics import Metrics, MonitorTarget, build_snapshot
+from monitor.notify import AlertService, Notifier
 from monitor.runner import EndpointClient, Runner, RunRequest, utc_now
 from monitor.scheduling import RunSpec, Scheduler, check_schedules, schedule_interval
 from monitor.storage import SqlStore, open_store
+from monitor.storage.alerts import SqlAlertStore
 from monitor.storage.engine import create_engine
 
 log = get_logger("daemon")
@@ -112,6 +115,8 @@ class Daemon:
         self._lock_file: TextIO | None = None
         self._target_list: list[MonitorTarget] = []
         self._metrics_dirty = False
+        self.alerts: AlertService | None = None
+        self._alert_store: SqlAlertStore | None = None
         self._metrics_refreshing = False
 
     # ------------------------------------------------------------------ life cycle
@@ -142,6 +147,10 @@ class Daemon:
             await self.refresh_metrics()
             jobs_engine = create_engine(self.settings.storage.url)
             stack.callback(jobs_engine.dispose)
+            notifier = await stack.enter_async_context(Notifier())
+            self._alert_store = SqlAlertStore(jobs_engine)
+            self.alerts = AlertService(self._alert_store, notifier, lambda: self.settings)
+            self.metrics.alerts_firing.set(await self.alerts.refresh())
             self._scheduler = Scheduler(jobs_engine, self.submit)
             self._scheduler.start(self.settings)
             stack.callback(self._scheduler.shutdown)
@@ -296,6 +305,9 @@ class Daemon:
             )
         )
         self.metrics.observe_run(mon.name, spec.endpoint, outcome.duration_s)
+        if self.alerts is not None:  # never raises: delivery problems are logged and retried
+            await self.alerts.handle_run(outcome.run, outcome.verdicts, scores=outcome.scores)
+            self.metrics.alerts_firing.set(self.alerts.firing_count())
 
     async def _client(self, settings: Settings, name: str) -> EndpointClient:
         ep = settings.endpoint(name)
@@ -312,6 +324,11 @@ class Daemon:
         await asyncio.to_thread(self.store.save_endpoint, name, ep.fingerprint(), utc_now())
         self._clients[name] = (fingerprint, client)
         return client
+
+    async def firing_alerts(self) -> list[Alert]:
+        if self._alert_store is None:
+            return []
+        return await asyncio.to_thread(self._alert_store.firing)
 
     def metrics_text(self) -> bytes:
         return self.metrics.render()
