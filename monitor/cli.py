@@ -111,13 +111,13 @@ def _settings(path: str) -> Settings:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from monitor.app import check_benchmarks
+    from monitor.benchmarks import load_benchmark
     from monitor.scheduling import check_schedules
 
     path = args.file or args.config_opt or "monitor.yaml"
     settings = _settings(path)
     check_schedules(settings)
-    benches = check_benchmarks(settings)
+    benches = [load_benchmark(b) for b in settings.benchmarks]
     items = sum(len(b.items) for b in benches)
     print(
         f"{path}: ok ({len(settings.endpoints)} endpoints, {len(benches)} benchmarks "

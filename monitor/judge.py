@@ -17,22 +17,16 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from monitor.config import MonitorSettings, Settings
 from monitor.core.model import ItemResult, Run, RunStatus, Verdict
-from monitor.core.policy import (
-    DriftSettings,
-    Evaluation,
-    ScorerHistory,
-    decide,
-    evaluate_categories,
-    evaluate_distribution,
-    evaluate_scorer,
-)
 from monitor.core.scoring import build_scorer
 from monitor.errors import ConfigError
 from monitor.runner import utc_now
+
+if TYPE_CHECKING:  # the policy pulls in scipy: import it when the first run is judged
+    from monitor.core.policy import DriftSettings, Evaluation
 
 
 class JudgeStore(Protocol):
@@ -71,6 +65,8 @@ class JudgeStore(Protocol):
 
 def drift_settings(mon: MonitorSettings) -> DriftSettings:
     """The policy's settings from a monitor's `drift:` section."""
+    from monitor.core.policy import DriftSettings  # noqa: PLC0415 - see TYPE_CHECKING above
+
     d = mon.drift
     return DriftSettings(
         alpha=d.alpha, min_effect=d.min_effect, sequential=d.sequential, arl0=d.arl0
@@ -120,6 +116,8 @@ class StoreJudge:
 
     def judge_sync(self, run: Run, scores: Mapping[str, Mapping[str, float]]) -> list[Verdict]:
         """Evaluate every scorer and drift signal of `run`; store and return the verdicts."""
+        from monitor.core.policy import ScorerHistory, decide, evaluate_scorer  # noqa: PLC0415
+
         settings = self._settings()
         try:
             mon = settings.monitor(run.monitor)
@@ -168,6 +166,8 @@ class StoreJudge:
         self, run: Run, ids: Sequence[int], description: str, policy: DriftSettings, labels: bool
     ) -> list[Evaluation]:
         """Distribution drift of latency, output length and (for classifiers) labels."""
+        from monitor.core.policy import evaluate_categories, evaluate_distribution  # noqa: PLC0415
+
         current = self._store.item_results(run.id)
         baseline = [r for rid in ids for r in self._store.item_results(rid)]
 

@@ -62,17 +62,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from statistics import NormalDist
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urljoin
 
-import numpy as np
-import referencing
-import referencing.exceptions
-import referencing.jsonschema
-from jsonschema import Draft202012Validator, SchemaError, validators
-from scipy import special
-
 from monitor.core.model import ScorerSpec, ScoreSummary
+
+if TYPE_CHECKING:
+    import referencing
+
+# numpy, scipy and jsonschema/referencing are imported inside the functions that use
+# them: together they cost ~0.3 s, and `monitor run` must start in well under 1 s.
+# numpy is needed once the first run is summarized, scipy only for a Student-t interval
+# and jsonschema only when a json_schema scorer is built.
 
 __all__ = [
     "NORMALIZERS",
@@ -502,6 +503,8 @@ _INSTANCE_KEYWORDS = frozenset({"const", "default", "enum", "examples"})
 
 
 def _is_dialect(uri: str) -> bool:
+    import referencing.jsonschema  # noqa: PLC0415 - lazy: see the imports at the top
+
     try:
         referencing.jsonschema.specification_with(uri)
     except referencing.jsonschema.UnknownDialect:
@@ -513,6 +516,9 @@ def _check_refs(
     p: _Params, schema: Mapping[str, Any], spec: referencing.Specification[Any]
 ) -> None:
     """Raise unless every $ref resolves locally: a typo would otherwise surface mid-run."""
+    import referencing  # noqa: PLC0415 - lazy: see the imports at the top
+    import referencing.exceptions  # noqa: PLC0415
+
     resource = spec.create_resource(schema)
     root = resource.id() or ""
     registry: referencing.Registry[Any] = referencing.Registry().with_resource(root, resource)
@@ -545,6 +551,10 @@ def _check_refs(
 
 
 def _build_json_schema(p: _Params) -> tuple[ScoreFn, bool]:
+    import referencing  # noqa: PLC0415 - lazy: see the imports at the top
+    import referencing.jsonschema  # noqa: PLC0415
+    from jsonschema import Draft202012Validator, SchemaError, validators  # noqa: PLC0415
+
     schema = p.require("schema")
     if not isinstance(schema, dict):
         raise p.error(f"parameter 'schema' must be a mapping (a JSON Schema), got {schema!r}")
@@ -649,6 +659,14 @@ def _normal_quantile(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
+@lru_cache(maxsize=256)
+def _t_quantile(df: int, confidence: float) -> float:
+    """The two-sided `confidence` quantile of Student's t with `df` degrees of freedom."""
+    from scipy import special  # noqa: PLC0415 - lazy (~0.1 s): see the imports at the top
+
+    return float(special.stdtrit(df, 0.5 + confidence / 2))
+
+
 def summarize_scores(
     scorer: str, values: Sequence[float], *, binary: bool, confidence: float = 0.95
 ) -> ScoreSummary:
@@ -669,6 +687,8 @@ def summarize_scores(
         return ScoreSummary(
             scorer=scorer, value=math.nan, ci_lower=math.nan, ci_upper=math.nan, n=0
         )
+    import numpy as np  # noqa: PLC0415 - lazy: see the imports at the top
+
     scores = np.asarray(values, dtype=np.float64)
     if not (np.all(scores >= 0.0) and np.all(scores <= 1.0)):  # also false for NaN
         raise ValueError(f"{scorer}: scores must be finite values in [0, 1]")
@@ -682,7 +702,7 @@ def summarize_scores(
     elif n == 1:
         lower, upper = 0.0, 1.0
     else:
-        t = float(special.stdtrit(n - 1, 0.5 + confidence / 2))
+        t = _t_quantile(n - 1, confidence)
         half = t * float(scores.std(ddof=1)) / math.sqrt(n)
         lower, upper = mean - half, mean + half
     return ScoreSummary(
@@ -715,6 +735,8 @@ def macro_f1_summary(
         return ScoreSummary(
             scorer=scorer, value=math.nan, ci_lower=math.nan, ci_upper=math.nan, n=0
         )
+    import numpy as np  # noqa: PLC0415 - lazy: see the imports at the top
+
     codes: dict[str, int] = {}
     pred = np.array([codes.setdefault(_label(p), len(codes)) for p in predictions])
     ref = np.array([codes.setdefault(_label(r), len(codes)) for r in references])

@@ -22,14 +22,13 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic.util import CommandError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 
@@ -50,6 +49,11 @@ from monitor.errors import StorageError
 from monitor.storage import tables as t
 from monitor.storage.engine import create_engine, dump_json, mask_url
 from monitor.storage.migrations import upgrade
+
+if TYPE_CHECKING:
+    # Imported where used: `sqlalchemy.dialects.postgresql` loads every PostgreSQL driver
+    # module (~30 ms), which a SQLite deployment never needs.
+    from sqlalchemy.dialects import postgresql, sqlite
 
 OUTPUT_CAP_BYTES = t.OUTPUT_CAP_BYTES
 
@@ -330,9 +334,14 @@ class SqlStore:
 
     def _insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
         """A dialect-specific INSERT that supports ON CONFLICT on both backends."""
+        # The engine has already imported its own dialect: these imports are lookups.
         if self._dialect == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+            from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+        return sqlite_insert(table)
 
     def close(self) -> None:
         """Close every pooled connection; the store must not be used afterwards."""
@@ -746,14 +755,27 @@ class SqlStore:
             conn.execute(stmt)
 
 
+def _is_alembic_error(exc: BaseException) -> bool:
+    """Whether `exc` is Alembic's `CommandError` (checked without importing Alembic)."""
+    util = sys.modules.get("alembic.util")
+    # Alembic can only have raised it if it was imported; only then is it looked up.
+    return util is not None and isinstance(exc, util.CommandError)
+
+
 def open_store(url: str, *, migrate: bool = True) -> SqlStore:
-    """Connect to `url` (sqlite:/// or postgresql://) and, unless told not to, migrate it."""
+    """Connect to `url` (sqlite:/// or postgresql://) and, unless told not to, migrate it.
+
+    A database already at the newest revision costs one query and no Alembic import
+    (see `monitor.storage.migrations`), which keeps `monitor run` fast to start.
+    """
     engine = create_engine(url)
     store = SqlStore(engine)
     if migrate:
         try:
             upgrade(engine)
-        except (SQLAlchemyError, CommandError) as exc:
+        except Exception as exc:
+            if not isinstance(exc, SQLAlchemyError) and not _is_alembic_error(exc):
+                raise
             engine.dispose()
             reason = describe_error(exc, engine.url.password)
             raise StorageError(f"could not migrate {store.url}: {reason}") from exc

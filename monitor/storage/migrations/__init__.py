@@ -17,24 +17,36 @@ Writing a new revision (developers)::
     with engine.begin() as conn:
         command.revision(alembic_config(conn), "add foo", autogenerate=True, rev_id="0002")
 
-then review the generated file in ``versions/`` (SQLite changes run in batch mode).
+then review the generated file in ``versions/`` (SQLite changes run in batch mode), and
+set `HEAD_REVISION` below to its revision id (a test compares it with Alembic's head).
+
+Start-up cost: importing Alembic (with Mako and Pygments) takes ~0.1 s, more than the
+rest of the storage package. `upgrade` therefore first reads ``alembic_version`` with
+one plain SQLAlchemy query and returns at once when it holds exactly `HEAD_REVISION`;
+Alembic is imported only when there is something to migrate (or to inspect).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from monitor.storage.tables import METADATA
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 SCRIPT_LOCATION = Path(__file__).resolve().parent
+
+# The id of the newest revision in versions/: update it with every new revision.
+HEAD_REVISION = "0001"
+
+# Alembic's default version table (env.py does not rename it).
+VERSION_TABLE = "alembic_version"
 
 # Arbitrary constant key of the PostgreSQL advisory lock serializing upgrades.
 MIGRATION_LOCK_KEY = 0x6D6F6E69746F72  # "monitor"
@@ -49,6 +61,8 @@ def include_name(name: str | None, type_: str, _parent_names: Any) -> bool:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic `Config` for the packaged scripts, optionally bound to `connection`."""
+    from alembic.config import Config  # noqa: PLC0415 - lazy: see the module docstring
+
     config = Config()
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
     config.set_main_option("path_separator", "os")
@@ -58,8 +72,36 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+def stored_revisions(engine: Engine) -> tuple[str, ...] | None:
+    """The rows of ``alembic_version``, sorted; None when the table cannot be read.
+
+    One plain query, no Alembic. Failing to connect raises as usual; a failing SELECT on
+    an open connection (the table does not exist yet) gives None.
+    """
+    query = sa.select(sa.column("version_num", sa.String)).select_from(sa.table(VERSION_TABLE))
+    with engine.connect() as conn:
+        try:
+            rows = conn.execute(query).scalars().all()
+        except DBAPIError:
+            return None
+    return tuple(sorted(rows))
+
+
+def is_at_head(engine: Engine) -> bool:
+    """Whether the database of `engine` is exactly at `HEAD_REVISION` (without Alembic)."""
+    return stored_revisions(engine) == (HEAD_REVISION,)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database of `engine` to `revision` (default: newest); a no-op when there."""
+    """Migrate the database of `engine` to `revision` (default: newest); a no-op when there.
+
+    When the database is already at `HEAD_REVISION` and that is the target, this costs one
+    query and does not import Alembic.
+    """
+    if revision in {"head", HEAD_REVISION} and is_at_head(engine):
+        return
+    from alembic import command  # noqa: PLC0415 - lazy: see the module docstring
+
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             # pysqlite's legacy transaction handling would autocommit each DDL statement;
@@ -82,10 +124,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database of `engine` is at, or None when it was never migrated."""
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415 - lazy
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision() -> str | None:
-    """The newest revision shipped with this package."""
+    """The newest revision shipped with this package, as Alembic finds it in versions/."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - lazy
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
