@@ -19,6 +19,7 @@ from monitor import __version__
 from monitor.config import Settings
 from monitor.core.alerts import Alert
 from monitor.core.model import ItemResult, Run, RunStatus
+from monitor.judge import rebaseline
 from monitor.runner import run_document, utc_now
 from monitor.scheduling import RunSpec
 from monitor.storage import SqlStore
@@ -299,7 +300,8 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
                     return f"run {rid} belongs to {found.monitor}@{found.endpoint}"
                 if found.status is not RunStatus.SUCCEEDED:
                     return f"run {rid} is {found.status.value}, not succeeded"
-            db.pin_baseline(
+            rebaseline(
+                db,
                 monitor=request.monitor,
                 endpoint=request.endpoint,
                 run_ids=request.run_ids,

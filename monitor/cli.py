@@ -321,6 +321,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from monitor.app import open_settings_store
     from monitor.core.model import RunStatus
     from monitor.errors import MonitorError
+    from monitor.judge import rebaseline
     from monitor.runner import utc_now
 
     settings = _settings(args.config)
@@ -336,7 +337,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         if len(pairs) != 1:
             raise MonitorError("the runs belong to different (monitor, endpoint) pairs")
         ((monitor, endpoint),) = pairs
-        store.pin_baseline(monitor=monitor, endpoint=endpoint, run_ids=args.runs, now=utc_now())
+        rebaseline(store, monitor=monitor, endpoint=endpoint, run_ids=args.runs, now=utc_now())
     finally:
         store.close()
     print(f"pinned runs {', '.join(map(str, args.runs))} as the baseline of {monitor}@{endpoint}")

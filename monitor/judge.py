@@ -40,6 +40,12 @@ class JudgeStore(Protocol):
 
     def pinned_run_ids(self, *, monitor: str, endpoint: str) -> list[int]: ...
 
+    def pin_baseline(
+        self, *, monitor: str, endpoint: str, run_ids: Sequence[int], now: datetime
+    ) -> None: ...
+
+    def reset_sequential_state(self, *, monitor: str, endpoint: str) -> None: ...
+
     def item_scores(self, run_ids: Sequence[int], scorer: str) -> dict[int, dict[str, float]]: ...
 
     def item_results(
@@ -61,6 +67,19 @@ class JudgeStore(Protocol):
     ) -> None: ...
 
     def save_verdicts(self, run_id: int, verdicts: Sequence[Verdict]) -> None: ...
+
+
+def rebaseline(
+    store: JudgeStore, *, monitor: str, endpoint: str, run_ids: Sequence[int], now: datetime
+) -> None:
+    """Pin `run_ids` as the new normal of (monitor, endpoint) and restart its detectors.
+
+    With `baseline: pinned` the pinned runs are the baseline. With `rolling:K` pinning
+    acknowledges a change: the window restarts from the pinned runs (runs judged
+    regressed included), and later runs roll in after them.
+    """
+    store.pin_baseline(monitor=monitor, endpoint=endpoint, run_ids=run_ids, now=now)
+    store.reset_sequential_state(monitor=monitor, endpoint=endpoint)
 
 
 def drift_settings(mon: MonitorSettings) -> DriftSettings:
@@ -94,25 +113,33 @@ class StoreJudge:
         """Baseline run ids (oldest first), how many are required, and a description."""
         store = self._store
         k = mon.drift.rolling_window
+        pinned_all = store.pinned_run_ids(monitor=run.monitor, endpoint=run.endpoint)
+        pinned = [
+            rid
+            for rid in pinned_all
+            if rid < run.id
+            and (r := store.get_run(rid)) is not None
+            and r.benchmark_version == run.benchmark_version
+        ]
         if k is None:  # pinned: only pinned runs of this benchmark version count
-            pinned = store.pinned_run_ids(monitor=run.monitor, endpoint=run.endpoint)
-            ids = [
-                rid
-                for rid in pinned
-                if (r := store.get_run(rid)) is not None
-                and r.benchmark_version == run.benchmark_version
-            ]
-            listed = ",".join(map(str, ids)) or "none of this benchmark version"
-            return ids, max(1, len(pinned)), f"pinned (runs {listed})"
-        ids = store.baseline_run_ids(
+            listed = ",".join(map(str, pinned)) or "none of this benchmark version"
+            return pinned, max(1, len(pinned_all)), f"pinned (runs {listed})"
+        rolling = store.baseline_run_ids(
             monitor=run.monitor,
             endpoint=run.endpoint,
             benchmark_version=run.benchmark_version,
             k=k,
             before_run_id=run.id,
         )
-        listed = ",".join(map(str, ids)) or "none yet"
-        return ids, k, f"rolling:{k} (runs {listed})"
+        if pinned:  # re-baselined: the window restarts at the pinned runs
+            ids = sorted({*pinned, *(rid for rid in rolling if rid > max(pinned))})[-k:]
+            return (
+                ids,
+                min(k, len(pinned)),
+                f"rolling:{k} from pin (runs {','.join(map(str, ids))})",
+            )
+        listed = ",".join(map(str, rolling)) or "none yet"
+        return rolling, k, f"rolling:{k} (runs {listed})"
 
     def judge_sync(self, run: Run, scores: Mapping[str, Mapping[str, float]]) -> list[Verdict]:
         """Evaluate every scorer and drift signal of `run`; store and return the verdicts."""

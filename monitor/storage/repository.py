@@ -714,6 +714,16 @@ class SqlStore:
 
     # ------------------------------------------------------------ sequential detectors
 
+    def reset_sequential_state(self, *, monitor: str, endpoint: str) -> None:
+        """Forget every detector statistic of (monitor, endpoint): re-baselining restarts them."""
+        with self._write(f"reset the detectors of {monitor!r}") as conn:
+            conn.execute(
+                sa.delete(t.sequential_state).where(
+                    t.sequential_state.c.monitor == monitor,
+                    t.sequential_state.c.endpoint == endpoint,
+                )
+            )
+
     def get_sequential_state(
         self, monitor: str, endpoint: str, scorer: str, benchmark_version: str
     ) -> float:

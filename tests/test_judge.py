@@ -1,0 +1,123 @@
+"""Judging runs against baselines through the real store: rolling, pinned and re-baselined."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.config import Settings, parse_settings
+from monitor.core.model import Benchmark, Item, Response, RunStatus, ScorerSpec, VerdictKind
+from monitor.judge import StoreJudge, rebaseline
+from monitor.runner import Runner, RunRequest
+from monitor.storage import SqlStore, open_store
+
+N = 300
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+
+
+def settings(baseline: str = "rolling:3") -> Settings:
+    return parse_settings(
+        f"""
+endpoints: [{{name: ep, type: openai-chat, url: "http://127.0.0.1:1/v1", model: m}}]
+benchmarks: [{{name: b, data: x.jsonl, reference: label, scorers: [exact_match]}}]
+monitors: [{{name: mon, benchmark: b, endpoints: [ep], drift: {{baseline: "{baseline}"}}}}]
+"""
+    )
+
+
+class Model:
+    """Answers correctly except on the item keys listed in `wrong`."""
+
+    name = "ep"
+
+    def __init__(self) -> None:
+        self.wrong: set[str] = {f"i{k}" for k in range(0, N, 10)}  # 10% always wrong
+
+    async def predict(self, item: Item) -> Response:
+        answer = "no" if item.key in self.wrong else "yes"
+        return Response(answer, 0.01 + 0.001 * (hash(item.key) % 7), model_id="m")
+
+
+BENCH = Benchmark(
+    name="b",
+    version="v1",
+    items=tuple(Item(key=f"i{k}", fields={}, prompt="p", reference="yes") for k in range(N)),
+    scorers=(ScorerSpec("exact_match", "exact_match"),),
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    s = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    yield s
+    s.close()
+
+
+async def run_once(store: SqlStore, model: Model, cfg: Settings) -> tuple[int, str]:
+    runner = Runner(store, judge=StoreJudge(store, lambda: cfg))
+    outcome = await runner.run(
+        RunRequest(monitor="mon", benchmark=BENCH, endpoint=model, concurrency=8)
+    )
+    assert outcome.run.status is RunStatus.SUCCEEDED
+    verdict = next(v for v in outcome.verdicts if v.scorer == "exact_match")
+    return outcome.run.id, verdict.verdict.value
+
+
+class TestRolling:
+    async def test_no_baseline_until_k_runs_then_ok(self, store: SqlStore) -> None:
+        """The first K runs say no_baseline; a steady model is then ok."""
+        model, cfg = Model(), settings()
+        verdicts = [(await run_once(store, model, cfg))[1] for _ in range(5)]
+        assert verdicts == ["no_baseline"] * 3 + ["ok", "ok"]
+
+    async def test_regression_detected_and_kept_out_of_baseline(self, store: SqlStore) -> None:
+        """Breaking 3% of stable items is regressed, and the drop stays detected next run."""
+        model, cfg = Model(), settings()
+        for _ in range(3):
+            await run_once(store, model, cfg)
+        model.wrong |= {f"i{k}" for k in range(1, 28, 3)}  # 8 stable items break (+ i10)
+        first_id, first = await run_once(store, model, cfg)
+        _, second = await run_once(store, model, cfg)
+        assert (first, second) == ("regressed", "regressed")
+        verdict = store.run_verdicts([first_id])[first_id]
+        main = next(v for v in verdict if v.scorer == "exact_match")
+        assert len(main.changed.pass_to_fail) == 8
+        assert main.effect is not None
+        assert main.effect == pytest.approx(-8 / N)
+        assert "rolling:3 (runs 1,2,3)" in main.baseline
+
+    async def test_rebaseline_accepts_the_new_level(self, store: SqlStore) -> None:
+        """Pinning the regressed runs makes the new level normal: the next run is ok."""
+        model, cfg = Model(), settings()
+        for _ in range(3):
+            await run_once(store, model, cfg)
+        model.wrong |= {f"i{k}" for k in range(1, 28, 3)}
+        a, _ = await run_once(store, model, cfg)
+        b, _ = await run_once(store, model, cfg)
+        rebaseline(store, monitor="mon", endpoint="ep", run_ids=[a, b], now=NOW)
+        _, after = await run_once(store, model, cfg)
+        assert after == "ok"
+
+    async def test_drift_signals_are_judged(self, store: SqlStore) -> None:
+        """Latency and output length get distribution-drift verdicts once a baseline exists."""
+        model, cfg = Model(), settings()
+        for _ in range(3):
+            await run_once(store, model, cfg)
+        run_id, _ = await run_once(store, model, cfg)
+        names = {v.scorer for v in store.run_verdicts([run_id])[run_id]}
+        assert {"exact_match", "latency_seconds", "output_length_chars"} <= names
+
+
+class TestPinned:
+    async def test_pinned_mode_uses_only_pinned_runs(self, store: SqlStore) -> None:
+        """With `baseline: pinned`, nothing is judged until runs are pinned."""
+        model, cfg = Model(), settings("pinned")
+        first, verdict = await run_once(store, model, cfg)
+        assert verdict == "no_baseline"
+        rebaseline(store, monitor="mon", endpoint="ep", run_ids=[first], now=NOW)
+        model.wrong |= {f"i{k}" for k in range(1, 60, 3)}  # 18 flips against one run: McNemar
+        _, verdict = await run_once(store, model, cfg)
+        assert verdict == VerdictKind.REGRESSED.value
