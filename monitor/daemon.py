@@ -154,6 +154,8 @@ class Daemon:
             self._scheduler = Scheduler(jobs_engine, self.submit)
             self._scheduler.start(self.settings)
             stack.callback(self._scheduler.shutdown)
+            janitor = asyncio.create_task(self._record_pending_forever())
+            stack.callback(janitor.cancel)
             await self._serve_http(stack)
         log.info("daemon_stopped")
         return 0
@@ -199,6 +201,13 @@ class Daemon:
             server_task.result()  # re-raises a failure to bind
             raise MonitorError(f"cannot serve on {self.settings.server.listen}")
         await self._drain()
+
+    async def _record_pending_forever(self, every: float = 10.0) -> None:
+        """Write run states the database refused while it was away, once it is back."""
+        while True:
+            await asyncio.sleep(every)
+            if self._runner is not None:
+                await self._runner.record_pending()
 
     def stop(self) -> None:
         """Begin a graceful shutdown (signal handler)."""
@@ -266,6 +275,8 @@ class Daemon:
         self.metrics.in_progress.labels(spec.monitor, spec.endpoint).set(1)
         try:
             await self._run(spec)
+        except Exception:
+            log.exception("run_crashed", monitor=spec.monitor, endpoint=spec.endpoint)
         finally:
             self.metrics.in_progress.labels(spec.monitor, spec.endpoint).set(0)
             with contextlib.suppress(Exception):

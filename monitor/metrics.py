@@ -46,6 +46,8 @@ class Snapshot:
 
     scores: list[tuple[tuple[str, ...], ScoreSummary]] = field(default_factory=list)
     verdicts: list[tuple[tuple[str, ...], Verdict]] = field(default_factory=list)
+    # drift checks of operational signals (latency, output length, labels): p-values only
+    drift: list[tuple[tuple[str, ...], Verdict]] = field(default_factory=list)
     last_run: dict[tuple[str, str, str], float] = field(default_factory=dict)
     run_counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
     item_totals: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
@@ -65,15 +67,17 @@ def build_snapshot(
     configured = {(t.monitor, t.endpoint) for t in targets}
     snap = Snapshot(targets=list(targets), run_counts=dict(run_counts))
     for run in latest_runs:
-        if (run.monitor, run.endpoint) not in configured:
-            continue  # removed from the config: keep its history, stop exporting it
+        if (run.monitor, run.endpoint) not in configured or run.status is RunStatus.RUNNING:
+            continue  # removed from the config (history kept), or not finished yet
         when = run.finished_at or run.started_at
         snap.last_run[(run.monitor, run.endpoint, run.status.value)] = when.timestamp()
         if run.status is RunStatus.SUCCEEDED:
+            scored = {s.scorer for s in scores.get(run.id, ())}
             for s in scores.get(run.id, ()):
                 snap.scores.append(((run.monitor, run.benchmark, run.endpoint, s.scorer), s))
             for v in verdicts.get(run.id, ()):
-                snap.verdicts.append(((run.monitor, run.benchmark, run.endpoint, v.scorer), v))
+                labels = (run.monitor, run.benchmark, run.endpoint, v.scorer)
+                (snap.verdicts if v.scorer in scored else snap.drift).append((labels, v))
     for (mon, bench, ep), (ok, errors) in item_totals.items():
         snap.item_totals[(mon, bench, ep, "ok")] = ok
         snap.item_totals[(mon, bench, ep, "error")] = errors
@@ -152,9 +156,14 @@ def _verdict_families(snap: Snapshot) -> Iterator[Metric]:
     )
     p_value = GaugeMetricFamily(
         "monitor_drift_p_value",
-        "Multiplicity-adjusted p-value of the latest regression test.",
+        "Adjusted p-value of the latest regression test of a scorer, or drift test of a "
+        "signal (scorer=latency_seconds, output_length_chars, predicted_label).",
         labels=(*SCORE_LABELS, "test"),
     )
+    for labels, v in snap.drift:
+        p = v.p_adjusted if _finite(v.p_adjusted) else v.p_value
+        if _finite(p):
+            p_value.add_metric((*labels, v.test), p)  # type: ignore[arg-type]
     for labels, v in snap.verdicts:
         if _finite(v.baseline_score):
             baseline.add_metric(labels, v.baseline_score)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from monitor.core.model import (
     Benchmark,
@@ -29,6 +29,8 @@ from monitor.core.model import (
 from monitor.core.scoring import Scorer, build_scorer, macro_f1_summary, summarize_scores
 from monitor.errors import StorageError
 from monitor.log import get_logger
+
+T = TypeVar("T")
 
 
 class EndpointClient(Protocol):
@@ -118,6 +120,35 @@ class RunOutcome:
     duration_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class StoreRetry:
+    """Retries of store writes while the database is briefly away (restart, failover).
+
+    Exponential backoff from `first_delay` up to `max_delay`, giving up after `budget`
+    seconds; results that were acknowledged (committed) are never rewritten, and a
+    batch written twice is deduplicated by the store's unique (run, item) key.
+    """
+
+    budget: float = 120.0
+    first_delay: float = 0.5
+    max_delay: float = 10.0
+
+    async def call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        delay, waited = self.first_delay, 0.0
+        while True:
+            try:
+                return await asyncio.to_thread(fn, *args)
+            except StorageError as exc:
+                if waited >= self.budget:
+                    raise
+                get_logger("runner").warning(
+                    "storage_retry", action=what, error=str(exc), retry_in_s=delay
+                )
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, self.max_delay)
+
+
 class _ResultWriter:
     """Batches item results and writes them off the event loop, in order.
 
@@ -125,8 +156,15 @@ class _ResultWriter:
     so a crash loses at most the last batch of a run.
     """
 
-    def __init__(self, store: RunStore, run_id: int, batch_size: int, interval: float) -> None:
-        self._store, self._run_id = store, run_id
+    def __init__(
+        self,
+        store: RunStore,
+        run_id: int,
+        batch_size: int,
+        interval: float,
+        retry: StoreRetry,
+    ) -> None:
+        self._store, self._run_id, self._retry = store, run_id, retry
         self._batch_size, self._interval = batch_size, interval
         self._buffer: list[ItemResult] = []
         self._queue: asyncio.Queue[list[ItemResult] | None] = asyncio.Queue()
@@ -150,7 +188,9 @@ class _ResultWriter:
 
     async def _write_loop(self) -> None:
         while (batch := await self._queue.get()) is not None:
-            await asyncio.to_thread(self._store.add_item_results, self._run_id, batch)
+            await self._retry.call(
+                "store item results", self._store.add_item_results, self._run_id, batch
+            )
 
     async def close(self) -> None:
         """Flush everything; re-raises a write failure."""
@@ -176,6 +216,7 @@ class Runner:
         clock: Callable[[], datetime] = utc_now,
         batch_size: int = 256,
         flush_interval: float = 1.0,
+        store_retry: StoreRetry | None = None,
     ) -> None:
         self._store = store
         self._judge = judge
@@ -183,6 +224,8 @@ class Runner:
         self._clock = clock
         self._batch_size = batch_size
         self._flush_interval = flush_interval
+        self._retry = store_retry or StoreRetry()
+        self._unrecorded: dict[int, Callable[[], Run]] = {}
         self._saved_versions: set[tuple[str, str]] = set()
         self._log = get_logger("runner")
 
@@ -194,9 +237,12 @@ class Runner:
         scorers = [build_scorer(spec) for spec in bench.scorers]
         started = time.perf_counter()
         if (bench.name, bench.version) not in self._saved_versions:
-            await asyncio.to_thread(self._store.save_benchmark, bench, self._clock())
+            await self._retry.call(
+                "store the benchmark", self._store.save_benchmark, bench, self._clock()
+            )
             self._saved_versions.add((bench.name, bench.version))
-        run = await asyncio.to_thread(
+        run = await self._retry.call(
+            "start the run",
             lambda: self._store.start_run(
                 monitor=request.monitor,
                 benchmark=bench.name,
@@ -204,7 +250,7 @@ class Runner:
                 endpoint=request.endpoint.name,
                 trigger=request.trigger,
                 started_at=self._clock(),
-            )
+            ),
         )
         log = self._log.bind(
             run_id=run.id,
@@ -266,7 +312,9 @@ class Runner:
         progress: Progress,
         on_progress: Callable[[Progress], None] | None,
     ) -> None:
-        writer = _ResultWriter(self._store, run.id, self._batch_size, self._flush_interval)
+        writer = _ResultWriter(
+            self._store, run.id, self._batch_size, self._flush_interval, self._retry
+        )
         items = iter(request.benchmark.items)
         endpoint = request.endpoint
         observe = self._observe
@@ -304,11 +352,13 @@ class Runner:
         *,
         scores: Sequence[ScoreSummary],
     ) -> Run:
+        finished_at = self._clock()
+
         def finish() -> Run:
             return self._store.finish_run(
                 run.id,
                 status=status,
-                finished_at=self._clock(),
+                finished_at=finished_at,
                 n_items=progress.done,
                 n_errors=progress.errors,
                 model_id=collected.model_id,
@@ -316,10 +366,31 @@ class Runner:
             )
 
         try:
-            return await asyncio.shield(asyncio.to_thread(finish))
+            return await asyncio.shield(self._retry.call("finish the run", finish))
         except StorageError:
+            # The database is still away: keep the final state and write it when it is
+            # back (`record_pending`), so the run is marked, not left `running`.
             self._log.exception("run_finish_not_stored", run_id=run.id, status=status.value)
-            raise
+            self._unrecorded[run.id] = finish
+            return replace(
+                run,
+                status=status,
+                finished_at=finished_at,
+                n_items=progress.done,
+                n_errors=progress.errors,
+                model_id=collected.model_id,
+            )
+
+    async def record_pending(self) -> int:
+        """Write final states that could not be stored earlier; returns how many remain."""
+        for run_id, finish in list(self._unrecorded.items()):
+            try:
+                await asyncio.to_thread(finish)
+            except StorageError:
+                break  # still down: try again on the next call
+            del self._unrecorded[run_id]
+            self._log.info("run_finish_recorded", run_id=run_id)
+        return len(self._unrecorded)
 
 
 class _Collected:

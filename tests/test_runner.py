@@ -23,7 +23,7 @@ from monitor.core.model import (
     VerdictKind,
 )
 from monitor.errors import StorageError
-from monitor.runner import Runner, RunRequest, describe_outcome
+from monitor.runner import Runner, RunRequest, StoreRetry, describe_outcome
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -31,12 +31,13 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 class MemoryStore:
     """An in-memory RunStore that records every call."""
 
-    def __init__(self, *, fail_writes: bool = False) -> None:
+    def __init__(self, *, fail_writes: bool = False, fail_times: int = 0) -> None:
         self.runs: dict[int, Run] = {}
         self.batches: list[list[ItemResult]] = []
         self.benchmarks: list[str] = []
         self.scores: dict[int, list[ScoreSummary]] = {}
         self.fail_writes = fail_writes
+        self.fail_times = fail_times
 
     def save_benchmark(self, bench: Benchmark, now: datetime) -> None:
         self.benchmarks.append(bench.version)
@@ -58,6 +59,9 @@ class MemoryStore:
     def add_item_results(self, run_id: int, results: Sequence[ItemResult]) -> None:
         if self.fail_writes:
             raise StorageError("disk full")
+        if self.fail_times:
+            self.fail_times -= 1
+            raise StorageError("server closed the connection unexpectedly")
         self.batches.append(list(results))
 
     def finish_run(self, run_id: int, **kw: object) -> Run:
@@ -156,9 +160,19 @@ class TestRunner:
     async def test_storage_failure_marks_run_failed(self) -> None:
         """A store that refuses item results fails the run instead of crashing the caller."""
         store = MemoryStore(fail_writes=True)
-        outcome = await Runner(store).run(request(ScriptedEndpoint({"i0": "yes"}), 1))
+        runner = Runner(store, store_retry=StoreRetry(budget=0.05, first_delay=0.01))
+        outcome = await runner.run(request(ScriptedEndpoint({"i0": "yes"}), 1))
         assert outcome.run.status is RunStatus.FAILED
         assert store.runs[1].status is RunStatus.FAILED
+
+    async def test_transient_storage_failure_is_retried(self) -> None:
+        """A database that drops two writes and comes back loses no item result."""
+        store = MemoryStore(fail_times=2)
+        runner = Runner(store, batch_size=10, store_retry=StoreRetry(first_delay=0.01))
+        answers = {f"i{k}": "yes" for k in range(50)}
+        outcome = await runner.run(request(ScriptedEndpoint(answers), 50))
+        assert outcome.run.status is RunStatus.SUCCEEDED
+        assert sorted(r.item_key for b in store.batches for r in b) == sorted(answers)
 
     async def test_cancel_marks_run_aborted_and_keeps_written_results(self) -> None:
         """Cancelling mid-run records the run as aborted; flushed batches stay stored."""

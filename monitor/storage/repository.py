@@ -493,12 +493,17 @@ class SqlStore:
             if verdicts:
                 conn.execute(sa.insert(t.drift_result), [_verdict_row(run_id, v) for v in verdicts])
 
-    def abort_running(self, now: datetime, *, reason: str = "orphaned") -> int:
-        """Mark every run still `running` as `aborted` at `now`; return how many were."""
+    def abort_running(
+        self, now: datetime, *, reason: str = "orphaned", keep: Sequence[int] = ()
+    ) -> int:
+        """Mark every run still `running` (but those in `keep`) as `aborted`; return how many."""
+        where = t.run.c.status == RunStatus.RUNNING.value
+        if keep:
+            where = sa.and_(where, t.run.c.id.not_in(_unique(keep)))
         with self._write("abort running runs") as conn:
             result = conn.execute(
                 sa.update(t.run)
-                .where(t.run.c.status == RunStatus.RUNNING.value)
+                .where(where)
                 .values(
                     status=RunStatus.ABORTED.value,
                     finished_at=now,

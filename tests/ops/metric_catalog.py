@@ -3,6 +3,8 @@
 This catalog stands in for the daemon's live exposition until the ops tests can scrape a real
 ``monitor serve``: the names and label sets below are binding for the dashboards and alert rules.
 Only the CATALOG mapping needs replacing then; the helpers work on any name -> labels mapping.
+tests/ops/test_e2e_daemon.py scrapes a real daemon and checks the catalog, the dashboards and the
+rules against its exposition (`from_exposition`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
 
 _SCORE = ("monitor", "benchmark", "endpoint", "scorer")
 
@@ -145,3 +149,19 @@ _TEMPLATE_METRIC = re.compile(r"\b(?:monitor_[a-z0-9_]+|up)\b(?=\s*[{\[(%)])")
 def template_series(text: str) -> set[str]:
     """Series names that a rule annotation queries through template functions like `query`."""
     return set(_TEMPLATE_METRIC.findall(text))
+
+
+# ------------------------------------------------------------------ the real exposition
+
+
+def from_exposition(text: str) -> dict[str, Metric]:
+    """A catalog read from a live /metrics text: every family that has samples, under the
+    name queries use (counters with `_total`), with the union of its samples' labels."""
+    out: dict[str, Metric] = {}
+    for family in text_string_to_metric_families(text):
+        if not family.samples or family.type not in {"gauge", "counter", "histogram"}:
+            continue
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        labels = {label for s in family.samples for label in s.labels if label != "le"}
+        out[name] = Metric(family.type, tuple(sorted(labels)))
+    return out

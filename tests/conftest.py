@@ -1,4 +1,4 @@
-"""Fixtures: a simulated model in a child process and `monitor serve` children."""
+"""Shared fixtures: a simulated model in a child process and `monitor serve` children."""
 
 from __future__ import annotations
 
