@@ -17,8 +17,10 @@ import contextlib
 import fcntl
 import os
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -203,11 +205,22 @@ class Daemon:
         await self._drain()
 
     async def _record_pending_forever(self, every: float = 10.0) -> None:
-        """Write run states the database refused while it was away, once it is back."""
+        """Housekeeping: write run states the database refused while it was away, once it
+        is back; hourly, prune item results past `storage.retention_days`."""
+        next_prune = 0.0
         while True:
             await asyncio.sleep(every)
             if self._runner is not None:
                 await self._runner.record_pending()
+            days = self.settings.storage.retention_days
+            if days and self.store is not None and time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + 3600
+                try:
+                    cutoff = utc_now() - timedelta(days=days)
+                    deleted = await asyncio.to_thread(self.store.prune_item_results, cutoff)
+                    log.info("item_results_pruned", rows=deleted, before=cutoff.isoformat())
+                except MonitorError:
+                    log.exception("prune_failed")
 
     def stop(self) -> None:
         """Begin a graceful shutdown (signal handler)."""

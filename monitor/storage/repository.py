@@ -717,6 +717,23 @@ class SqlStore:
         with self._read(f"read the pinned baseline of {monitor!r}") as conn:
             return list(conn.execute(query).scalars())
 
+    def prune_item_results(self, before: datetime) -> int:
+        """Delete item results of runs started before `before`; returns rows deleted.
+
+        Run rows, run scores and verdicts stay (the time series and its evidence);
+        pinned baseline runs keep their items because future runs are compared with them.
+        """
+        old_runs = sa.select(t.run.c.id).where(
+            t.run.c.started_at < before,
+            t.run.c.status != RunStatus.RUNNING.value,
+            t.run.c.id.not_in(sa.select(t.baseline.c.run_id)),
+        )
+        with self._write("prune old item results") as conn:
+            result = conn.execute(
+                sa.delete(t.item_result).where(t.item_result.c.run_id.in_(old_runs))
+            )
+        return int(result.rowcount)
+
     # ------------------------------------------------------------ sequential detectors
 
     def reset_sequential_state(self, *, monitor: str, endpoint: str) -> None:

@@ -779,3 +779,23 @@ class TestConnection:
                 started_at=datetime.now(UTC),
             )
             assert store.get_run(run.id) == run
+
+
+class TestRetention:
+    def test_prune_keeps_aggregates_recent_and_pinned_runs(
+        self, store: SqlStore, new_run: NewRun
+    ) -> None:
+        """Pruning drops old item results only: run rows, scores and pinned runs' items stay."""
+        old = new_run(scores=(ScoreSummary("em", 0.8, 0.7, 0.9, 10),))
+        pinned = new_run()
+        recent = new_run()
+        for r in (old, pinned, recent):
+            store.add_item_results(r.id, [result("a"), result("b")])
+        store.pin_baseline(monitor=old.monitor, endpoint=old.endpoint, run_ids=[pinned.id], now=T0)
+        deleted = store.prune_item_results(recent.started_at)
+        assert deleted == 2
+        assert store.item_results(old.id) == []
+        assert len(store.item_results(pinned.id)) == 2
+        assert len(store.item_results(recent.id)) == 2
+        assert store.get_run(old.id) is not None
+        assert store.run_scores([old.id])[old.id][0].value == 0.8
