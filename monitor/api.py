@@ -2,6 +2,8 @@
 
 Mutating routes need ``Authorization: Bearer <server.api_token>``; with no token
 configured they are disabled (403), never open. Tokens are compared in constant time.
+Request bodies over `MAX_BODY_BYTES` are refused with 413 before any route reads them,
+and values that came from ``${ENV}`` are masked in what the API returns.
 """
 
 from __future__ import annotations
@@ -10,16 +12,21 @@ import asyncio
 import hmac
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, Security
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import __version__
 from monitor.config import Settings
 from monitor.core.alerts import Alert
 from monitor.core.model import ItemResult, Run, RunStatus
 from monitor.judge import rebaseline
+from monitor.log import Redactor
 from monitor.runner import run_document, utc_now
 from monitor.scheduling import RunSpec
 from monitor.storage import SqlStore
@@ -30,6 +37,7 @@ class DaemonView(Protocol):
 
     settings: Settings
     store: SqlStore | None
+    leader: bool
 
     def metrics_text(self) -> bytes: ...
 
@@ -46,12 +54,125 @@ class DaemonView(Protocol):
     async def reload(self) -> tuple[bool, str]: ...
 
 
+MAX_BODY_BYTES = 1 << 20  # no route takes a body anywhere near 1 MiB
+_MAX_ID = 2**53 - 1  # the largest id a JSON client (a double) represents exactly
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"  # config names (monitor.config.check_name)
+
+RunId = Annotated[int, Path(ge=1, le=_MAX_ID)]
+NameFilter = Annotated[str | None, Query(pattern=_NAME)]
+
+
 class BaselineRequest(BaseModel):
     """Pin these runs as the baseline of a (monitor, endpoint)."""
 
-    monitor: str
-    endpoint: str
-    run_ids: list[int] = Field(min_length=1, max_length=100)
+    monitor: str = Field(pattern=_NAME)
+    endpoint: str = Field(pattern=_NAME)
+    run_ids: list[Annotated[int, Field(ge=1, le=_MAX_ID)]] = Field(min_length=1, max_length=100)
+
+
+class Problem(BaseModel):
+    """An error answer: a message, or FastAPI's list of validation errors."""
+
+    detail: str | list[dict[str, Any]]
+
+
+class ReloadResult(BaseModel):
+    """The outcome of `POST /-/reload` (400 when the file was refused)."""
+
+    reloaded: bool
+    message: str
+
+
+_PROBLEMS = {
+    400: "The body is not valid JSON.",
+    401: "Missing or wrong bearer token.",
+    403: "Mutating routes are disabled: `server.api_token` is not set.",
+    404: "No such run, monitor or endpoint.",
+    409: "The runs cannot be pinned: another (monitor, endpoint), or not succeeded.",
+    413: f"Request body larger than {MAX_BODY_BYTES} bytes.",
+    422: "Invalid parameters or body.",
+    503: "The store is not open.",
+}
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error answers a route gives."""
+    return {code: {"model": Problem, "description": _PROBLEMS[code]} for code in codes}
+
+
+class BodySizeLimit:
+    """ASGI middleware that answers 413 to a request body over `max_bytes`.
+
+    A declared ``Content-Length`` over the limit is refused before the body is read; a
+    chunked body is read up to the limit, then refused. Either way no route ever holds
+    more than `max_bytes` of a body, whoever sent it (authentication comes later).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _content_length(scope) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before its body was complete
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = JSONResponse(
+            {"detail": f"request body exceeds {self.max_bytes} bytes"},
+            status_code=413,
+            headers={"Connection": "close"},  # the rest of the body is not read
+        )
+        await answer(scope, receive, send)
+
+
+_ECHO_ITEMS = 100  # a 422 quotes a rejected value only up to this length
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:  # noqa: ARG001
+    """FastAPI's 422 answer, without quoting rejected values that are large: a body of
+    100k run ids must not come back as a 600 kB error."""
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for it only
+    errors = []
+    for error in exc.errors():
+        shown = dict(error)
+        value = shown.get("input")
+        if isinstance(value, str | bytes | list | dict) and len(value) > _ECHO_ITEMS:
+            del shown["input"]
+        errors.append(shown)
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+def _content_length(scope: Scope) -> int:
+    """The declared body length, 0 when absent (uvicorn rejects malformed values)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
 
 
 def _masked_url(url: str) -> str:
@@ -69,13 +190,21 @@ def _store(request: Request) -> SqlStore:
     return store
 
 
-def _require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <server.api_token>`")
+
+
+def _require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> None:
     token = request.app.state.daemon.settings.server.api_token
     if not token:
         raise HTTPException(403, "mutating routes are disabled: set server.api_token")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), token.encode()
+    given = "" if credentials is None else credentials.credentials
+    if (
+        credentials is None
+        or credentials.scheme.lower() != "bearer"
+        or not hmac.compare_digest(given.encode(), token.encode())
     ):
         raise HTTPException(
             401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
@@ -94,6 +223,11 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
         description="Continuous evaluation and drift monitoring of model endpoints.",
     )
     app.state.daemon = daemon
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+    def masked(text: str) -> str:
+        return Redactor(daemon.settings.secrets).mask(text)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -107,7 +241,8 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         ok = await asyncio.to_thread(daemon.ready)
-        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+        body = {"ready": ok, "leader": daemon.leader}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/api/v1/benchmarks")
     async def benchmarks() -> dict[str, Any]:
@@ -132,7 +267,7 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
                 {
                     "name": e.name,
                     "type": e.type,
-                    "url": _masked_url(e.url),
+                    "url": masked(_masked_url(e.url)),
                     "model": e.model,
                     "concurrency": e.concurrency,
                     "rate_limit_per_s": e.rate_limit,
@@ -145,7 +280,7 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
             ]
         }
 
-    @app.get("/api/v1/monitors")
+    @app.get("/api/v1/monitors", responses=_problems(503))
     async def monitors(db: Store) -> dict[str, Any]:
         latest = await asyncio.to_thread(db.latest_runs)
         last: dict[tuple[str, str], Run] = {}
@@ -195,12 +330,12 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
             ]
         }
 
-    @app.get("/api/v1/runs")
+    @app.get("/api/v1/runs", responses=_problems(422, 503))
     async def runs(
         db: Store,
         *,
-        monitor: str | None = None,
-        endpoint: str | None = None,
+        monitor: NameFilter = None,
+        endpoint: NameFilter = None,
         status: RunStatus | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -215,8 +350,8 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
 
         return {"runs": await asyncio.to_thread(read), "limit": limit, "offset": offset}
 
-    @app.get("/api/v1/runs/{run_id}")
-    async def run(run_id: int, db: Store) -> dict[str, Any]:
+    @app.get("/api/v1/runs/{run_id}", responses=_problems(404, 422, 503))
+    async def run(run_id: RunId, db: Store) -> dict[str, Any]:
         def read() -> dict[str, Any] | None:
             found = db.get_run(run_id)
             if found is None:
@@ -230,9 +365,9 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
             raise HTTPException(404, f"no run {run_id}")
         return doc
 
-    @app.get("/api/v1/runs/{run_id}/items")
+    @app.get("/api/v1/runs/{run_id}/items", responses=_problems(404, 422, 503))
     async def run_items(
-        run_id: int,
+        run_id: RunId,
         db: Store,
         changed: bool = False,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -275,8 +410,14 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
             raise HTTPException(404, f"no run {run_id}")
         return doc
 
-    @app.post("/api/v1/monitors/{name}/run", status_code=202)
-    async def trigger(name: str, _: Authorized, endpoint: str | None = None) -> dict[str, Any]:
+    @app.post(
+        "/api/v1/monitors/{name}/run",
+        status_code=202,
+        responses=_problems(401, 403, 404, 413, 422),
+    )
+    async def trigger(
+        name: Annotated[str, Path(pattern=_NAME)], _: Authorized, endpoint: NameFilter = None
+    ) -> dict[str, Any]:
         mon = next((m for m in daemon.settings.monitors if m.name == name), None)
         if mon is None:
             raise HTTPException(404, f"no monitor {name!r}")
@@ -289,17 +430,17 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
         ]
         return {"monitor": name, "runs": results}
 
-    @app.post("/api/v1/baselines")
+    @app.post("/api/v1/baselines", responses=_problems(400, 401, 403, 404, 409, 413, 422, 503))
     async def pin(request: BaselineRequest, db: Store, _: Authorized) -> dict[str, Any]:
-        def write() -> str | None:
+        def write() -> tuple[int, str] | None:
             for rid in request.run_ids:
                 found = db.get_run(rid)
                 if found is None:
-                    return f"no run {rid}"
+                    return 404, f"no run {rid}"
                 if (found.monitor, found.endpoint) != (request.monitor, request.endpoint):
-                    return f"run {rid} belongs to {found.monitor}@{found.endpoint}"
+                    return 409, f"run {rid} belongs to {found.monitor}@{found.endpoint}"
                 if found.status is not RunStatus.SUCCEEDED:
-                    return f"run {rid} is {found.status.value}, not succeeded"
+                    return 409, f"run {rid} is {found.status.value}, not succeeded"
             rebaseline(
                 db,
                 monitor=request.monitor,
@@ -311,13 +452,22 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
 
         problem = await asyncio.to_thread(write)
         if problem is not None:
-            raise HTTPException(422, problem)
+            raise HTTPException(*problem)
         return {"monitor": request.monitor, "endpoint": request.endpoint, "pinned": request.run_ids}
 
-    @app.post("/-/reload")
+    @app.post(
+        "/-/reload",
+        response_model=ReloadResult,
+        responses={
+            400: {"model": ReloadResult, "description": "Refused; the running config stays."},
+            **_problems(401, 403, 413),
+        },
+    )
     async def reload(_: Authorized) -> JSONResponse:
         ok, message = await daemon.reload()
-        return JSONResponse({"reloaded": ok, "message": message}, status_code=200 if ok else 400)
+        return JSONResponse(
+            {"reloaded": ok, "message": masked(message)}, status_code=200 if ok else 400
+        )
 
     return app
 

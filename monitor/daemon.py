@@ -44,9 +44,11 @@ from monitor.scheduling import RunSpec, Scheduler, check_schedules, schedule_int
 from monitor.storage import SqlStore, open_store
 from monitor.storage.alerts import SqlAlertStore
 from monitor.storage.engine import create_engine
+from monitor.storage.leader import PostgresLeaderLock
 
 log = get_logger("daemon")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+EXIT_LOST_LEADERSHIP = 75  # EX_TEMPFAIL: the supervisor restarts us as a follower
 
 
 def validate(settings: Settings) -> None:
@@ -118,6 +120,7 @@ class Daemon:
         self._target_list: list[MonitorTarget] = []
         self._metrics_dirty = False
         self.alerts: AlertService | None = None
+        self.leader = False
         self._alert_store: SqlAlertStore | None = None
         self._metrics_refreshing = False
 
@@ -136,9 +139,9 @@ class Daemon:
         async with contextlib.AsyncExitStack() as stack:
             self.store = store = await asyncio.to_thread(open_store, self.settings.storage.url)
             stack.callback(store.close)
-            orphans = await asyncio.to_thread(store.abort_running, utc_now())
-            if orphans:
-                log.warning("orphaned_runs_aborted", count=orphans)
+            shared = not self.settings.storage.url.startswith("sqlite")
+            if not shared:  # the lock file made this process the only one: it leads
+                await self._abort_orphans()
             self._http = await stack.enter_async_context(HttpClient())
             self._runner = Runner(
                 store,
@@ -154,8 +157,16 @@ class Daemon:
             self.alerts = AlertService(self._alert_store, notifier, lambda: self.settings)
             self.metrics.alerts_firing.set(await self.alerts.refresh())
             self._scheduler = Scheduler(jobs_engine, self.submit)
-            self._scheduler.start(self.settings)
+            self._scheduler.start(self.settings, paused=shared)
             stack.callback(self._scheduler.shutdown)
+            if shared:
+                lock = PostgresLeaderLock(self.settings.storage.url)
+                stack.callback(lock.release)
+                leading = asyncio.create_task(self._lead(lock))
+                stack.callback(leading.cancel)
+            else:
+                self.leader = True
+                self.metrics.leader.set(1)
             janitor = asyncio.create_task(self._record_pending_forever())
             stack.callback(janitor.cancel)
             await self._serve_http(stack)
@@ -203,6 +214,51 @@ class Daemon:
             server_task.result()  # re-raises a failure to bind
             raise MonitorError(f"cannot serve on {self.settings.server.listen}")
         await self._drain()
+
+    async def _abort_orphans(self) -> None:
+        """Runs left `running` by a dead process (this one before a crash, or a dead
+        leader) are marked aborted; runs executing here are kept."""
+        assert self.store is not None  # noqa: S101 - opened before leadership
+        keep = sorted(self._runner.active) if self._runner is not None else []
+        orphans = await asyncio.to_thread(self.store.abort_running, utc_now(), keep=keep)
+        if orphans:
+            log.warning("orphaned_runs_aborted", count=orphans)
+
+    async def _lead(
+        self,
+        lock: PostgresLeaderLock,
+        *,
+        grace: float = 2.0,
+        check_every: float = 1.0,
+        wake_every: int = 5,
+    ) -> None:
+        """Replicas on PostgreSQL: only the holder of the advisory lock runs scheduled jobs.
+
+        The holder re-checks its lock every second and exits at once if it lost it
+        (another replica may already be running the same fire times). A new leader
+        waits `grace` seconds first, so an old leader that lost its session has stopped,
+        and it wakes the scheduler every few seconds to see schedules edited elsewhere.
+        """
+        ticks = 0
+        while True:
+            if not self.leader:
+                if await asyncio.to_thread(lock.try_acquire):
+                    log.info("leadership_acquired", grace_s=grace)
+                    await asyncio.sleep(grace)
+                    if await asyncio.to_thread(lock.still_held):
+                        await self._abort_orphans()
+                        self.leader = True
+                        self.metrics.leader.set(1)
+                        if self._scheduler is not None:
+                            self._scheduler.resume()
+            elif not await asyncio.to_thread(lock.still_held):
+                log.critical("leadership_lost", action="exiting so no job runs twice")
+                os._exit(EXIT_LOST_LEADERSHIP)
+            else:
+                ticks += 1
+                if ticks % wake_every == 0 and self._scheduler is not None:
+                    self._scheduler.wakeup()
+            await asyncio.sleep(check_every)
 
     async def _record_pending_forever(self, every: float = 10.0) -> None:
         """Housekeeping: write run states the database refused while it was away, once it

@@ -285,6 +285,11 @@ class Metrics:
             registry=r,
         )
         self.reload_ok.set(1)
+        self.leader = Gauge(
+            "monitor_leader",
+            "1 on the replica that runs scheduled jobs (always 1 with SQLite).",
+            registry=r,
+        )
         self.build_info = Gauge(
             "monitor_build_info", "Version of the running monitor.", ("version",), registry=r
         )

@@ -226,6 +226,7 @@ class Runner:
         self._flush_interval = flush_interval
         self._retry = store_retry or StoreRetry()
         self._unrecorded: dict[int, Callable[[], Run]] = {}
+        self.active: set[int] = set()  # ids of runs executing in this process
         self._saved_versions: set[tuple[str, str]] = set()
         self._log = get_logger("runner")
 
@@ -235,7 +236,6 @@ class Runner:
         """Run every item once, store results as they come, then aggregate and judge."""
         bench = request.benchmark
         scorers = [build_scorer(spec) for spec in bench.scorers]
-        started = time.perf_counter()
         if (bench.name, bench.version) not in self._saved_versions:
             await self._retry.call(
                 "store the benchmark", self._store.save_benchmark, bench, self._clock()
@@ -262,6 +262,25 @@ class Runner:
         log.info("run_started", items=len(bench.items), trigger=request.trigger)
         progress = Progress(total=len(bench.items))
         collected = _Collected(scorers)
+        self.active.add(run.id)
+        try:
+            return await self._complete(
+                request, run, collected, progress, on_progress=on_progress, log=log
+            )
+        finally:
+            self.active.discard(run.id)
+
+    async def _complete(
+        self,
+        request: RunRequest,
+        run: Run,
+        collected: _Collected,
+        progress: Progress,
+        *,
+        on_progress: Callable[[Progress], None] | None,
+        log: Any,
+    ) -> RunOutcome:
+        started = progress.started
         try:
             await self._execute(request, run, collected, progress, on_progress)
         except asyncio.CancelledError:
@@ -287,7 +306,7 @@ class Runner:
         if self._judge is not None:
             judged = replace(run, status=status, n_items=progress.done, n_errors=progress.errors)
             try:
-                verdicts = await self._judge.judge(judged, collected.scores)
+                verdicts = await self._judge.judge(judged, collected.judged_scores())
             except Exception as exc:
                 log.exception("judge_failed", error=f"{type(exc).__name__}: {exc}")
         finished = await self._finish(run, status, collected, progress, scores=summaries)
@@ -403,6 +422,8 @@ class _Collected:
             s.name: ([], []) for s in scorers if s.kind == "classification"
         }
         self.model_id: str | None = None
+        # scorer -> split value -> item key -> score (benchmarks with a `split:` field)
+        self.splits: dict[str, dict[str, dict[str, float]]] = {}
 
     def add(self, item: Item, response: Response) -> ItemResult:
         if self.model_id is None and response.model_id:
@@ -414,6 +435,9 @@ class _Collected:
                 value = scorer(output, item.reference)
                 item_scores[scorer.name] = value
                 self.scores[scorer.name][item.key] = value
+                if item.split is not None:
+                    by_split = self.splits.setdefault(scorer.name, {})
+                    by_split.setdefault(item.split, {})[item.key] = value
                 if scorer.name in self._labels:
                     preds, refs = self._labels[scorer.name]
                     preds.append(output)
@@ -438,6 +462,20 @@ class _Collected:
             macro_f1_summary(f"{name}_macro_f1", preds, refs)
             for name, (preds, refs) in self._labels.items()
         )
+        binary = {s.name: s.binary for s in self._scorers}
+        out.extend(
+            summarize_scores(f"{name}[{split}]", list(values.values()), binary=binary[name])
+            for name, by_split in self.splits.items()
+            for split, values in sorted(by_split.items())
+        )
+        return out
+
+    def judged_scores(self) -> dict[str, dict[str, float]]:
+        """Per-item scores for the judge: every scorer, plus `scorer[split]` subsets."""
+        out = dict(self.scores)
+        for name, by_split in self.splits.items():
+            for split, values in by_split.items():
+                out[f"{name}[{split}]"] = values
         return out
 
 

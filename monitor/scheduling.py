@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -54,27 +54,60 @@ def build_trigger(schedule: ScheduleSettings) -> CronTrigger | IntervalTrigger:
     try:
         tz = ZoneInfo(schedule.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {schedule.timezone!r}") from None
+        raise ValueError(
+            f"unknown time zone {schedule.timezone!r} (expected an IANA name such as "
+            "UTC or Europe/Berlin)"
+        ) from None
     jitter = int(schedule.jitter) or None
     if schedule.cron is not None:
-        trigger = CronTrigger.from_crontab(schedule.cron, timezone=tz)
+        try:
+            trigger = CronTrigger.from_crontab(schedule.cron, timezone=tz)
+        except ValueError as exc:
+            # name the cron field at fault: APScheduler's message may not ("Invalid month name")
+            names = ("minute", "hour", "day of month", "month", "day of week")
+            keys = ("minute", "hour", "day", "month", "day_of_week")
+            for name, key, value in zip(names, keys, schedule.cron.split(), strict=False):
+                try:
+                    CronTrigger(**{key: value}, timezone=tz)
+                except ValueError as field_exc:
+                    detail = str(field_exc)
+                    if detail.startswith("Error validating expression"):
+                        detail = detail.partition(": ")[2]
+                    raise ValueError(
+                        f"invalid cron {schedule.cron!r}: {name} field {value!r}: {detail}"
+                    ) from None
+            raise ValueError(f"invalid cron {schedule.cron!r}: {exc}") from None
         trigger.jitter = jitter
         return trigger
     assert schedule.every is not None  # noqa: S101 - guaranteed by ScheduleSettings
-    return IntervalTrigger(seconds=schedule.every, timezone=tz, jitter=jitter)
+    try:
+        return IntervalTrigger(seconds=schedule.every, timezone=tz, jitter=jitter)
+    except OverflowError:
+        raise ValueError(f"interval of {schedule.every:g} seconds is too large") from None
 
 
 def check_schedules(settings: Settings) -> None:
     """Validate every schedule the way the scheduler will read it (for check-config)."""
     problems = []
+    now = datetime.now(UTC)
     for i, mon in enumerate(settings.monitors):
         if mon.schedule is None:
             continue
         try:
             build_trigger(mon.schedule)
         except ValueError as exc:
-            field = "cron" if mon.schedule.cron is not None else "timezone"
+            if str(exc).startswith("unknown time zone"):
+                field = "timezone"
+            else:
+                field = "cron" if mon.schedule.cron is not None else "every"
             problems.append(f"{settings.where(('monitors', i, 'schedule', field))}: {exc}")
+        try:  # the scheduler adds up to `jitter` seconds to every fire time
+            now + timedelta(seconds=mon.schedule.jitter)
+        except OverflowError:
+            problems.append(
+                f"{settings.where(('monitors', i, 'schedule', 'jitter'))}: "
+                f"jitter of {mon.schedule.jitter:g} seconds is too large"
+            )
     if problems:
         raise ConfigError("\n".join(problems))
 
@@ -116,12 +149,27 @@ class Scheduler:
     def running(self) -> bool:
         return bool(self._scheduler.running)
 
-    def start(self, settings: Settings) -> None:
-        """Register the submit target, sync jobs with the settings, start firing."""
+    def start(self, settings: Settings, *, paused: bool = False) -> None:
+        """Register the submit target, sync jobs with the settings, start firing.
+
+        A replica that is not the leader starts `paused`: it keeps the stored jobs in
+        step with its config but fires nothing until `resume`.
+        """
         _SUBMITTERS[self._instance] = self._submit
         self._scheduler.start(paused=True)
         self.sync(settings)
-        self._scheduler.resume()
+        if not paused:
+            self._scheduler.resume()
+
+    def resume(self) -> None:
+        """Start firing (this replica became the leader)."""
+        if self._scheduler.running:
+            self._scheduler.resume()
+
+    def wakeup(self) -> None:
+        """Re-read the job store now: other replicas may have edited schedules."""
+        if self._scheduler.running:
+            self._scheduler.wakeup()
 
     def shutdown(self) -> None:
         """Stop firing; jobs stay stored for the next start."""

@@ -14,6 +14,8 @@ Failure handling, per attempt::
     other 4xx                                    -> HTTP_4XX          not retried
     3xx (redirects are never followed)           -> INVALID_RESPONSE  not retried
     not JSON, wrong shape, > max_response_bytes  -> INVALID_RESPONSE  not retried
+    body that does not decompress (gzip, ...)    -> INVALID_RESPONSE  not retried
+    JSON nested too deeply to parse              -> INVALID_RESPONSE  not retried
 
 `JsonEndpoint.predict` turns the final failure into a `Response` value; it raises only
 `BenchmarkError`, when an item cannot be turned into a request at all (a data problem that
@@ -37,6 +39,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
 import aiohttp
+from aiohttp.http_exceptions import ContentEncodingError
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -382,6 +385,11 @@ class HttpClient:
                 ErrorKind.CONNECT, f"connection lost: {type(exc).__name__} {exc}".strip()
             ) from exc
         except aiohttp.ClientPayloadError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ContentEncodingError):
+                # the body arrived but does not decompress: the same bytes would come
+                # again, so this is the server's answer, not a lost connection
+                raise invalid_response(f"response body is undecodable: {cause.message}") from exc
             raise TransientEndpointError(
                 ErrorKind.CONNECT, f"connection lost while reading the body: {exc}"
             ) from exc
@@ -394,6 +402,10 @@ class HttpClient:
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
             snippet = raw[:60].decode("utf-8", "replace")
             raise invalid_response(f"response is not JSON ({exc}): {snippet!r}") from None
+        except RecursionError:
+            # valid JSON such as 100 000 nested "[" fits in a small body but exhausts the
+            # parser's stack; left uncaught it would fail the whole run, not the item
+            raise invalid_response("response JSON is nested too deeply to parse") from None
 
 
 async def _read_capped(content: aiohttp.StreamReader, max_bytes: int) -> bytes:
@@ -554,6 +566,8 @@ class JsonEndpoint:
             raise
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise invalid_response(f"unexpected response shape: {exc!r}") from exc
+        except RecursionError:  # re-serializing a deeply nested value (json.dumps)
+            raise invalid_response("response JSON is nested too deeply") from None
 
     def _redact(self, detail: str) -> str:
         for secret in self._secrets:

@@ -41,6 +41,7 @@ CATALOG: dict[str, Metric] = {
     "monitor_alerts_firing": Metric("gauge", ()),
     "monitor_build_info": Metric("gauge", ("version",)),
     "monitor_config_last_reload_successful": Metric("gauge", ()),
+    "monitor_leader": Metric("gauge", ()),
     "monitor_run_in_progress": Metric("gauge", ("monitor", "endpoint")),
     # counters (exposed with the _total suffix)
     "monitor_runs_total": Metric("counter", ("monitor", "endpoint", "status")),
