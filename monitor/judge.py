@@ -14,13 +14,14 @@ independent schedules, so the run is the natural cycle; see docs/statistics.md.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from monitor.config import MonitorSettings, Settings
-from monitor.core.model import ItemResult, Run, RunStatus, Verdict
+from monitor.core.model import ItemResult, Run, RunStatus, ScoreSummary, Verdict
 from monitor.core.scoring import build_scorer
 from monitor.errors import ConfigError
 from monitor.runner import utc_now
@@ -47,6 +48,8 @@ class JudgeStore(Protocol):
     def reset_sequential_state(self, *, monitor: str, endpoint: str) -> None: ...
 
     def item_scores(self, run_ids: Sequence[int], scorer: str) -> dict[int, dict[str, float]]: ...
+
+    def run_scores(self, run_ids: Sequence[int]) -> dict[int, list[ScoreSummary]]: ...
 
     def item_results(
         self, run_id: int, *, limit: int | None = None, offset: int = 0
@@ -177,6 +180,7 @@ class StoreJudge:
                 )
             )
         if ids and run.status is RunStatus.SUCCEEDED:
+            evaluations.extend(self._split_gaps(scores, ids, description, policy))
             classifiers = [s.name for s in specs.values() if s.kind == "classification"]
             evaluations.extend(self._drift(run, ids, description, policy, bool(classifiers)))
         verdicts = decide(evaluations, policy, degraded=run.status is RunStatus.DEGRADED)
@@ -188,6 +192,40 @@ class StoreJudge:
                 )
         store.save_verdicts(run.id, verdicts)
         return verdicts
+
+    def _split_gaps(
+        self,
+        scores: Mapping[str, Mapping[str, float]],
+        ids: Sequence[int],
+        description: str,
+        policy: DriftSettings,
+    ) -> list[Evaluation]:
+        """Public/private gap checks for scorers whose items carry those split values."""
+        from monitor.core.split import split_gap_evaluation  # noqa: PLC0415 - see policy import
+
+        out = []
+        baseline = self._store.run_scores(ids) if ids else {}
+        for name in sorted(scores):
+            public, private = scores.get(f"{name}[public]"), scores.get(f"{name}[private]")
+            if "[" in name or public is None or private is None:
+                continue
+            gaps = []
+            for rid in ids:
+                by = {s.scorer: s.value for s in baseline.get(rid, ())}
+                pub, priv = by.get(f"{name}[public]"), by.get(f"{name}[private]")
+                if pub is not None and priv is not None and not math.isnan(pub - priv):
+                    gaps.append(pub - priv)
+            out.append(
+                split_gap_evaluation(
+                    f"{name}:split_gap",
+                    list(public.values()),
+                    list(private.values()),
+                    gaps,
+                    policy,
+                    baseline_description=description,
+                )
+            )
+        return out
 
     def _drift(
         self, run: Run, ids: Sequence[int], description: str, policy: DriftSettings, labels: bool
