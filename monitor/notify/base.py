@@ -25,7 +25,6 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -33,6 +32,7 @@ import aiohttp
 
 from monitor import __version__
 from monitor.core.alerts import Action, Alert
+from monitor.core.retry import RetryPolicy, parse_retry_after
 from monitor.errors import NotifyError
 
 __all__ = [
@@ -51,58 +51,6 @@ USER_AGENT = f"monitor/{__version__}"
 _SNIPPET_BYTES = 200  # how much of an error body is quoted in the error message
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how long to wait before retrying a transient delivery failure.
-
-    ``retries`` counts retries after the first attempt. The wait before retry ``attempt``
-    (1-based) is ``base_delay * 2**(attempt-1)`` capped at ``max_delay``, shortened by up
-    to ``jitter`` (a fraction) at random. A ``Retry-After`` header replaces the computed
-    wait (capped at ``max_delay``, without jitter: the server asked for that time).
-    """
-
-    retries: int = 3
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    jitter: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.retries < 0 or self.base_delay < 0 or self.max_delay < 0:
-            raise ValueError("retries, base_delay and max_delay must not be negative")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise ValueError(f"jitter must be a fraction in [0, 1], got {self.jitter}")
-
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_delay)
-        exponent = min(max(attempt - 1, 0), 62)
-        wait = min(self.base_delay * 2.0**exponent, self.max_delay)
-        return wait * (1.0 - self.jitter * rng.random())
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent
-    or unparseable; a date in the past gives 0."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(seconds, 0.0) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    reference = now if now is not None else datetime.now(UTC)
-    return max((when - reference).total_seconds(), 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +102,7 @@ class Notifier:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self.retry = retry if retry is not None else RetryPolicy()
+        self.retry = retry if retry is not None else RetryPolicy(base_delay=1.0, max_delay=60.0)
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.sleep = sleep
         self.rng = rng if rng is not None else random.Random()
@@ -241,7 +189,7 @@ class Notifier:
                 if 200 <= status < 300:
                     return None, None
                 snippet = await _snippet(resp)
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
         except aiohttp.InvalidURL as exc:
             raise NotifyError(
                 receiver, f"{channel}: invalid URL ({type(exc).__name__})", permanent=True

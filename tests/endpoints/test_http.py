@@ -68,7 +68,7 @@ class TestRetryPolicy:
 class TestParseRetryAfter:
     def test_delta_seconds(self) -> None:
         """A number of seconds is taken as is."""
-        assert parse_retry_after("7") == 7.0
+        assert parse_retry_after("7", datetime.now(UTC)) == 7.0
 
     def test_http_date(self) -> None:
         """An HTTP-date gives the seconds from now until then."""
@@ -83,7 +83,7 @@ class TestParseRetryAfter:
     @pytest.mark.parametrize("value", [None, "", "soon", "nan", "Thu, 99 Foo"])
     def test_absent_or_garbage_is_none(self, value: str | None) -> None:
         """Anything unparseable falls back to the computed backoff."""
-        assert parse_retry_after(value) is None
+        assert parse_retry_after(value, datetime.now(UTC)) is None
 
 
 class TestJsonPath:
