@@ -238,7 +238,7 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={503: {"description": "Not ready yet, or the store is down."}})
     async def readyz() -> JSONResponse:
         ok = await asyncio.to_thread(daemon.ready)
         body = {"ready": ok, "leader": daemon.leader}
@@ -398,7 +398,7 @@ def create_api(daemon: DaemonView) -> FastAPI:  # noqa: PLR0915 - one closure pe
                         "scores": dict(i.scores),
                         "latency_s": i.latency_s,
                         "error": i.error.value if i.error else None,
-                        "error_detail": i.error_detail,
+                        "error_detail": i.error_detail and masked(i.error_detail),
                         "attempts": i.attempts,
                     }
                     for i in page

@@ -93,8 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except MonitorError as exc:
         from monitor.errors import BenchmarkError, ConfigError
+        from monitor.log import redactor
 
-        print(f"error: {exc}", file=sys.stderr)
+        # checks after parsing (cron, data files) may quote values from ${ENV}
+        print(f"error: {redactor.mask(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG if isinstance(exc, ConfigError | BenchmarkError) else EXIT_RUN_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -34,6 +35,7 @@ from pydantic import (
 from monitor.core.model import ScorerSpec
 from monitor.core.scoring import SCORER_KINDS, build_scorer
 from monitor.errors import ConfigError
+from monitor.templating import Template
 
 # ---------------------------------------------------------------- scalar types
 
@@ -46,6 +48,8 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"invalid duration {value!r}")  # noqa: TRY004 - pydantic wants ValueError
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"invalid duration {value!r}: must be a finite number of seconds")
         if value < 0:
             raise ValueError(f"invalid duration {value!r}: must not be negative")
         return float(value)
@@ -72,9 +76,30 @@ def parse_rate(value: object) -> float:
     return float(match.group(1)) / _UNIT_SECONDS[match.group(2)]
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+
+
+def check_name(value: object) -> object:
+    """Names are 1-100 characters of ``A-Z a-z 0-9 _ . : -`` starting with a letter or digit."""
+    if isinstance(value, str) and not _NAME.fullmatch(value):
+        raise ValueError(
+            f"invalid name {value!r} (1-100 characters of A-Z a-z 0-9 _ . : -, "
+            "starting with a letter or digit)"
+        )
+    return value
+
+
+def _check_fields(value: object) -> object:
+    if isinstance(value, str) or (
+        isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+    ):
+        return value
+    raise ValueError(f"expected a field name or a list of field names, got {value!r}")
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Rate = Annotated[float, BeforeValidator(parse_rate)]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
+Name = Annotated[str, BeforeValidator(check_name)]
 
 
 class _Model(BaseModel):
@@ -118,7 +143,7 @@ EndpointType = Literal["openai-chat", "openai-completions", "http-json", "mlflow
 class InputSettings(_Model):
     """How item fields become a model input (mlflow, kserve-v2)."""
 
-    field: str | list[str]
+    field: Annotated[str | list[str], BeforeValidator(_check_fields)]
     format: Literal["inputs", "dataframe_records", "dataframe_split"] = "inputs"
     tensor: str = "input-0"
     datatype: str = "FP64"
@@ -133,7 +158,7 @@ class EndpointSettings(_Model):
     params: dict[str, Any] = Field(default_factory=dict)
     concurrency: int = Field(default=8, ge=1, le=1024)
     rate_limit: Rate | None = None
-    timeout: Duration = 30.0
+    timeout: Annotated[Duration, Field(gt=0)] = 30.0
     retries: int = Field(default=3, ge=0, le=20)
     backoff: Duration = 0.5
     max_response_bytes: int = Field(default=1 << 20, ge=1024)
@@ -189,6 +214,7 @@ def _parse_scorer(value: object) -> ScorerSpec:
     if kind not in SCORER_KINDS:
         raise ValueError(f"unknown scorer {kind!r} (known: {', '.join(sorted(SCORER_KINDS))})")
     name = str(params.pop("name", kind))
+    check_name(name)  # it becomes the `scorer` label value of every score series
     spec = ScorerSpec(kind=kind, name=name, params=params)
     build_scorer(spec)  # fail at load time, not at run time
     return spec
@@ -208,13 +234,22 @@ class BenchmarkSettings(_Model):
     split: str | None = None
     limit: int | None = Field(default=None, ge=1)
 
-    @model_validator(mode="after")
-    def _unique_scorers(self) -> BenchmarkSettings:
-        names = [s.name for s in self.scorers]
+    # "file:line: benchmarks[i].field" per field, set when loaded from a config file, so
+    # that data errors found later (check-config, reload, run) name the config entry too
+    _where: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("scorers")
+    @classmethod
+    def _unique_scorers(cls, scorers: list[ScorerSpec]) -> list[ScorerSpec]:
+        names = [s.name for s in scorers]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"duplicate scorer names {dup}: give one a `name` parameter")
-        return self
+        return scorers
+
+    def where(self, field: str) -> str | None:
+        """``monitor.yaml:17: benchmarks[0].data`` when loaded from a file, else None."""
+        return self._where.get(field)
 
 
 class ScheduleSettings(_Model):
@@ -223,14 +258,24 @@ class ScheduleSettings(_Model):
     jitter: Duration = 0.0
     timezone: str = "UTC"
 
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(f"invalid cron {value!r}: expected 5 fields (m h dom mon dow)")
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be positive")
+        return value
+
     @model_validator(mode="after")
     def _one_trigger(self) -> ScheduleSettings:
         if (self.cron is None) == (self.every is None):
             raise ValueError("schedule needs exactly one of `cron` or `every`")
-        if self.every is not None and self.every <= 0:
-            raise ValueError("schedule.every must be positive")
-        if self.cron is not None and len(self.cron.split()) != 5:
-            raise ValueError(f"invalid cron {self.cron!r}: expected 5 fields (m h dom mon dow)")
         return self
 
 
@@ -352,7 +397,8 @@ class _Located:
                 key = str(key)
                 if key in out:
                     line = key_node.start_mark.line + 1
-                    raise self.error(line, (*path, key), "duplicate key")
+                    first = self.lines[(*path, key)]
+                    raise self.error(line, (*path, key), f"duplicate key (first at line {first})")
                 self.lines[(*path, key)] = key_node.start_mark.line + 1
                 out[key] = self.build(value_node, (*path, key))
             return out
@@ -417,28 +463,55 @@ def _describe(err: Mapping[str, Any]) -> str:
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> Path_:
-    # pydantic appends validator/function names for Annotated types; keep data keys only
-    return tuple(p for p in loc if isinstance(p, int) or not str(p).startswith("function-"))
+def _clean_loc(loc: tuple[Any, ...], data: Any) -> Path_:
+    """The data path of an error location: pydantic adds validator and union-member tags
+    (``function-before[...]``, ``list[str]``) that address no key of the data; drop them."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict):
+            out.append(part)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int):
+            out.append(part)
+            node = node[part] if 0 <= part < len(node) else None
+    return tuple(out)
 
 
 def _check_references(settings: Settings, loc: _Located) -> list[str]:
+    """Checks across fields: duplicate names, templates that do not parse, unknown names."""
     problems: list[tuple[int, str]] = []
 
-    def dup(section: str, names: list[str]) -> None:
-        seen: set[str] = set()
+    def dup(section: Path_, names: list[str]) -> None:
+        seen: dict[str, int] = {}
         for i, name in enumerate(names):
             if name in seen:
-                path: Path_ = (section, i, "name")
+                path: Path_ = (*section, i, "name")
+                first = loc.line_of((*section, seen[name], "name"))
                 problems.append(
-                    (loc.line_of(path), f"{format_path(path)}: duplicate name {name!r}")
+                    (
+                        loc.line_of(path),
+                        f"{format_path(path)}: duplicate name {name!r} (first at line {first})",
+                    )
                 )
-            seen.add(name)
+            seen.setdefault(name, i)
 
-    dup("endpoints", [e.name for e in settings.endpoints])
-    dup("benchmarks", [b.name for b in settings.benchmarks])
-    dup("monitors", [m.name for m in settings.monitors])
-    dup("receivers", [r.name for r in settings.alerting.receivers])
+    dup(("endpoints",), [e.name for e in settings.endpoints])
+    dup(("benchmarks",), [b.name for b in settings.benchmarks])
+    dup(("monitors",), [m.name for m in settings.monitors])
+    dup(("alerting", "receivers"), [r.name for r in settings.alerting.receivers])
+    # templates must parse (the fields they use are checked when the benchmark loads)
+    templates: list[tuple[Path_, str | None]] = []
+    templates += [(("endpoints", i, "body"), e.body) for i, e in enumerate(settings.endpoints)]
+    templates += [
+        (("benchmarks", i, "prompt"), b.prompt) for i, b in enumerate(settings.benchmarks)
+    ]
+    for where, source in templates:
+        if source is not None:
+            try:
+                Template(source)
+            except ValueError as exc:
+                problems.append((loc.line_of(where), f"{format_path(where)}: {exc}"))
     endpoints = {e.name for e in settings.endpoints}
     benchmarks = {b.name for b in settings.benchmarks}
     receivers = {r.name for r in settings.alerting.receivers}
@@ -471,42 +544,105 @@ def parse_settings(
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise ConfigError(f"{source}:{line}: invalid YAML: {exc.problem or exc}") from None
-    data = {} if root is None else loc.build(root, ())
+        raise ConfigError(f"{source}:{_yaml_error(exc)}") from None
+    except yaml.reader.ReaderError as exc:  # a control character: no mark, a position
+        line = text.count("\n", 0, exc.position) + 1
+        char = exc.character
+        code = char if isinstance(char, int) else ord(char)
+        raise ConfigError(
+            f"{source}:{line}: invalid YAML: unacceptable character #x{code:04x} ({exc.reason})"
+        ) from None
+    if root is None:
+        raise ConfigError(
+            f"{source}:1: (top level): the file is empty (expected a mapping of sections: "
+            "storage, server, endpoints, benchmarks, monitors, alerting)"
+        )
+    data = loc.build(root, ())
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}:1: (top level): expected a mapping of sections")
+        raise ConfigError(
+            f"{source}:{root.start_mark.line + 1}: (top level): expected a mapping of sections, "
+            f"got {_YAML_TYPES.get(type(data), type(data).__name__)}"
+        )
     secrets: set[str] = set()
     data = _interpolate(data, (), os.environ if environ is None else environ, loc, secrets)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         problems = sorted(
-            (loc.line_of(_clean_loc(e["loc"])), format_path(_clean_loc(e["loc"])), _describe(e))
-            for e in exc.errors()
+            {
+                (loc.line_of(path), format_path(path), _describe(e))
+                for e in exc.errors()
+                for path in [_clean_loc(e["loc"], data)]
+            }
         )
-        raise ConfigError(
-            "\n".join(f"{source}:{line}: {path}: {msg}" for line, path, msg in problems)
-        ) from None
+        report = "\n".join(f"{source}:{line}: {path}: {msg}" for line, path, msg in problems)
+        raise ConfigError(mask_secrets(report, secrets)) from None
     reference_problems = _check_references(settings, loc)
     if reference_problems:
-        raise ConfigError("\n".join(reference_problems))
+        raise ConfigError(mask_secrets("\n".join(reference_problems), secrets))
     if settings.server.api_token:
         secrets.add(settings.server.api_token)  # a literal token is a secret all the same
     settings._secrets = frozenset(secrets)
     settings._source = source
     settings._lines = loc.lines
+    for i, bench in enumerate(settings.benchmarks):
+        bench._where = {
+            name: settings.where(("benchmarks", i, name)) for name in BenchmarkSettings.model_fields
+        }
     return settings
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (as written, or as ``repr`` escapes it) replaced by ``***``.
+
+    Validation errors quote the offending value, and a value may have come from
+    ``${ENV}``: an error must not carry it to a terminal, a log line or an API answer.
+    Values under 4 characters are left alone, as the log redactor does.
+    """
+    forms = {form for s in secrets if len(s) >= 4 for form in (s, repr(s)[1:-1])}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
+
+
+_YAML_TYPES = {
+    list: "a list",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError) -> str:
+    """``LINE: invalid YAML: problem (column C; context at line L)`` from a PyYAML error."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else 1
+    problem = exc.problem or exc.context or "cannot parse"
+    notes = [f"column {mark.column + 1}"] if mark else []
+    if exc.context and exc.problem and exc.context_mark:
+        start = exc.context_mark.line + 1
+        if problem.startswith("but "):  # "expected a single document..., but found another"
+            problem = f"{exc.context} (line {start}), {problem}"
+        else:
+            notes.append(f"{exc.context} at line {start}")
+    if "'\\t'" in problem:
+        notes.append("indent with spaces: YAML does not allow tabs")
+    return f"{line}: invalid YAML: {problem}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate a config file. Relative benchmark paths resolve against its folder."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not valid UTF-8: {exc.reason}") from None
     settings = parse_settings(text, source=str(path), environ=environ)
     base = path.resolve().parent
     benchmarks = [

@@ -30,7 +30,7 @@ from prometheus_client import disable_created_metrics
 from monitor.api import create_api
 from monitor.app import check_benchmarks
 from monitor.benchmarks import load_benchmark
-from monitor.config import BenchmarkSettings, Settings, load_settings
+from monitor.config import BenchmarkSettings, Settings, load_settings, mask_secrets
 from monitor.core.alerts import Alert
 from monitor.core.model import Benchmark
 from monitor.endpoints import HttpClient, build_endpoint
@@ -432,13 +432,16 @@ class Daemon:
 
     async def reload(self) -> tuple[bool, str]:
         """Re-read the config file; on any error keep the running config."""
+        new: Settings | None = None
         try:
             new = await asyncio.to_thread(load_settings, self.config_path)
             await asyncio.to_thread(validate, new)
         except MonitorError as exc:
             self.metrics.reload_ok.set(0)
-            log.warning("config_reload_failed", error=str(exc))
-            return False, str(exc)
+            secrets = self.settings.secrets | (new.secrets if new is not None else frozenset())
+            message = mask_secrets(str(exc), secrets)
+            log.warning("config_reload_failed", error=message)
+            return False, message
         ignored = [
             section
             for section, old_v, new_v in (

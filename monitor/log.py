@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
 MASK = "***"
+_MAX_DEPTH = 8  # nested event values deeper than this are left as they are
 
 
 class Redactor:
@@ -43,20 +44,54 @@ class Redactor:
     ) -> MutableMapping[str, Any]:
         if self.secrets:
             for key, value in event.items():
-                if isinstance(value, str):
-                    event[key] = self.mask(value)
-                elif isinstance(value, BaseException):
-                    event[key] = self.mask(repr(value))
+                event[key] = self._scrub(value)
         return event
+
+    def _scrub(self, value: Any, depth: int = 0) -> Any:
+        """``value`` with secrets masked in strings, exceptions and nested containers."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, BaseException):
+            return self.mask(repr(value))
+        if depth >= _MAX_DEPTH:
+            return value
+        if isinstance(value, Mapping):
+            return {self._scrub(k, depth + 1): self._scrub(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self._scrub(v, depth + 1) for v in value]
+        return value
 
 
 redactor = Redactor()
 
 
+class StdlibBridge(logging.Handler):
+    """Sends the standard library's records (uvicorn, APScheduler, asyncio) through structlog,
+    so that they are rendered like every other event and pass the redactor: without it a
+    library's warning or an unhandled-exception traceback reaches stderr unmasked."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a library's malformed %-format
+            message = str(record.msg)
+        logger = structlog.get_logger(component=record.name)
+        level = record.levelname.lower()
+        if level not in {"debug", "info", "warning", "error", "critical"}:
+            level = "warning"
+        if record.exc_info:
+            getattr(logger, level)(message, exc_info=record.exc_info)
+        else:
+            getattr(logger, level)(message)
+
+
 def configure_logging(
     *, level: str = "info", stream: TextIO | None = None, json: bool | None = None
 ) -> None:
-    """Configure structlog for the process; `json` defaults to "stream is not a TTY"."""
+    """Configure structlog for the process; `json` defaults to "stream is not a TTY".
+
+    Standard-library warnings and errors are routed through the same pipeline.
+    """
     stream = stream or sys.stderr
     as_json = (not stream.isatty()) if json is None else json
     renderer: Any = (
@@ -79,6 +114,10 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, StdlibBridge)]:
+        root.removeHandler(handler)
+    root.addHandler(StdlibBridge(logging.WARNING))  # the level of logging's own last resort
 
 
 def get_logger(name: str) -> Any:

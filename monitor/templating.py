@@ -50,5 +50,7 @@ class Template:
         """Render; raises ValueError naming the problem (missing field, sandbox violation)."""
         try:
             return self._template.render(fields)
-        except (TemplateError, TypeError) as exc:  # Security/UndefinedError are TemplateErrors
+        # Security/UndefinedError are TemplateErrors; the sandbox raises OverflowError for a
+        # range() past its limit; TypeError for operations on the wrong types.
+        except (TemplateError, TypeError, OverflowError) as exc:
             raise ValueError(f"template error: {exc}") from None

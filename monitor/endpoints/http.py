@@ -25,6 +25,7 @@ would fail the same way on every endpoint and every run).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import re
@@ -70,7 +71,9 @@ __all__ = [
 
 USER_AGENT = f"monitor/{__version__}"
 _DETAIL_CHARS = 300  # error_detail is stored per item: keep it short
-_SNIPPET_BYTES = 256  # how much of an error body is quoted in error_detail
+# How much of an error body is read for error_detail. It is scrubbed of secrets first and
+# cut to _DETAIL_CHARS afterwards, so a secret cannot survive as a prefix at the cut.
+_SNIPPET_BYTES = 4096
 
 
 # ---------------------------------------------------------------- retry policy
@@ -452,7 +455,7 @@ class JsonEndpoint:
         for key, value in settings.headers.items():
             headers[key] = value
         self._headers = headers
-        self._secrets = _secrets_of(settings.headers)
+        self._secrets = _secrets_of(settings.headers, settings.url)
 
     def encode(self, item: Item) -> bytes:
         """The request body for one item; raises BenchmarkError if the item does not fit."""
@@ -540,10 +543,18 @@ def _ssl_setting(settings: EndpointSettings) -> ssl.SSLContext | bool:
     return True
 
 
-def _secrets_of(headers: Mapping[str, str]) -> tuple[str, ...]:
-    """Header values (and the credential after a scheme such as ``Bearer``) to scrub from
-    error details, longest first. Values under 4 characters carry no secret."""
+def _secrets_of(headers: Mapping[str, str], url: str = "") -> tuple[str, ...]:
+    """Header values (and the credential after a scheme such as ``Bearer``), and the URL's
+    credentials and query values (aiohttp sends ``user:pass@`` as Basic auth, so its base64
+    too), to scrub from error details, longest first. Values under 4 characters are kept."""
     found: set[str] = set()
+    parsed = URL(url) if url else None
+    if parsed is not None:
+        found.update(v for v in parsed.query.values() if len(v) >= 4)
+        if parsed.user or parsed.password:
+            userinfo = f"{parsed.user or ''}:{parsed.password or ''}"
+            found.update({userinfo, base64.b64encode(userinfo.encode()).decode()})
+            found.update(x for x in (parsed.user, parsed.password) if x and len(x) >= 4)
     for value in headers.values():
         if len(value) >= 4:
             found.add(value)
