@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
@@ -49,8 +50,82 @@ async def fire(instance: str, monitor: str, endpoint: str) -> None:
         await submit(RunSpec(monitor, endpoint, "schedule"))
 
 
-def build_trigger(schedule: ScheduleSettings) -> CronTrigger | IntervalTrigger:
-    """An APScheduler trigger; raises ValueError for a bad cron expression or time zone."""
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_FIELDS = (
+    ("minute", "minute"),
+    ("hour", "hour"),
+    ("day of month", "day"),
+    ("month", "month"),
+    ("day of week", "day_of_week"),
+)
+
+
+def _day_number(token: str) -> int:
+    low = token.lower()
+    if low in _DAY_NAMES:
+        return _DAY_NAMES.index(low)
+    if token.isdigit() and 0 <= int(token) <= 7:
+        return int(token) % 7  # 0 and 7 are both Sunday
+    raise ValueError(f"{token!r} is not a day (0-7 or sun-sat)")
+
+
+def crontab_days(field: str) -> str:
+    """A crontab day-of-week field as APScheduler day names.
+
+    Crontab counts 0 (or 7) as Sunday; APScheduler 3 counts 0 as Monday, so numbers are
+    translated to names: `1-5` becomes `mon,tue,wed,thu,fri`, `*/2` `sun,tue,thu,sat`.
+    """
+    days: set[int] = set()
+    for part in field.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError(f"step {step_text!r} must be at least 1")
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            a, b = span.split("-", 1)
+            first, last = _day_number(a), _day_number(b)
+            if b.strip() == "7":
+                last = 7  # `1-7` runs Monday through Sunday
+            if last < first:
+                raise ValueError(f"range {span!r} runs backwards")
+        else:
+            first = last = _day_number(span)
+        days.update(d % 7 for d in range(first, last + 1, step))
+    return ",".join(_DAY_NAMES[d] for d in sorted(days))
+
+
+def _cron_trigger(expr: str, tz: ZoneInfo, jitter: int | None) -> CronTrigger | OrTrigger:
+    minute, hour, day, month, dow = expr.split()
+    values = {"minute": minute, "hour": hour, "day": day, "month": month}
+    for name, key in _FIELDS:
+        try:
+            if key == "day_of_week":
+                dow = crontab_days(dow) if dow != "*" else dow
+                CronTrigger(day_of_week=dow, timezone=tz)
+            else:
+                CronTrigger(**{key: values[key]}, timezone=tz)
+        except ValueError as exc:
+            detail = str(exc)
+            if detail.startswith("Error validating expression"):
+                detail = detail.partition(": ")[2]
+            value = expr.split()[[k for _, k in _FIELDS].index(key)]
+            raise ValueError(f"invalid cron {expr!r}: {name} field {value!r}: {detail}") from None
+    if day != "*" and dow != "*":
+        # crontab fires when EITHER the day of month OR the day of week matches
+        return OrTrigger(
+            [
+                CronTrigger(**values, timezone=tz),
+                CronTrigger(**{**values, "day": "*"}, day_of_week=dow, timezone=tz),
+            ],
+            jitter=jitter,
+        )
+    return CronTrigger(**values, day_of_week=dow, timezone=tz, jitter=jitter)
+
+
+def build_trigger(schedule: ScheduleSettings) -> CronTrigger | IntervalTrigger | OrTrigger:
+    """An APScheduler trigger with crontab semantics; ValueError names a bad field or zone."""
     try:
         tz = ZoneInfo(schedule.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -60,25 +135,7 @@ def build_trigger(schedule: ScheduleSettings) -> CronTrigger | IntervalTrigger:
         ) from None
     jitter = int(schedule.jitter) or None
     if schedule.cron is not None:
-        try:
-            trigger = CronTrigger.from_crontab(schedule.cron, timezone=tz)
-        except ValueError as exc:
-            # name the cron field at fault: APScheduler's message may not ("Invalid month name")
-            names = ("minute", "hour", "day of month", "month", "day of week")
-            keys = ("minute", "hour", "day", "month", "day_of_week")
-            for name, key, value in zip(names, keys, schedule.cron.split(), strict=False):
-                try:
-                    CronTrigger(**{key: value}, timezone=tz)
-                except ValueError as field_exc:
-                    detail = str(field_exc)
-                    if detail.startswith("Error validating expression"):
-                        detail = detail.partition(": ")[2]
-                    raise ValueError(
-                        f"invalid cron {schedule.cron!r}: {name} field {value!r}: {detail}"
-                    ) from None
-            raise ValueError(f"invalid cron {schedule.cron!r}: {exc}") from None
-        trigger.jitter = jitter
-        return trigger
+        return _cron_trigger(schedule.cron, tz, jitter)
     assert schedule.every is not None  # noqa: S101 - guaranteed by ScheduleSettings
     try:
         return IntervalTrigger(seconds=schedule.every, timezone=tz, jitter=jitter)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 
 from monitor.config import load_settings, parse_duration, parse_rate, parse_settings
 from monitor.errors import ConfigError
+from monitor.scheduling import check_schedules
 
 GOOD = """\
 storage: {url: "sqlite:///monitor.db"}
@@ -125,14 +127,14 @@ class TestErrors:
         """Two endpoints with one name are an error on the second."""
         msg = error_of(GOOD.replace("name: legacy-api", "name: chat-prod"))
         assert msg.splitlines() == [
-            "monitor.yaml:14: endpoints[1].name: duplicate name 'chat-prod'",
+            "monitor.yaml:14: endpoints[1].name: duplicate name 'chat-prod' (first at line 4)",
             "monitor.yaml:28: monitors[0].endpoints[1]: unknown endpoint 'legacy-api'",
         ]
 
     def test_duplicate_yaml_key(self) -> None:
         """A key given twice in one mapping is an error instead of last-one-wins."""
         msg = error_of(GOOD.replace("retries: 3", "retries: 3\n    retries: 5"))
-        assert msg == "monitor.yaml:14: endpoints[0].retries: duplicate key"
+        assert msg == "monitor.yaml:14: endpoints[0].retries: duplicate key (first at line 13)"
 
     def test_yaml_syntax_error_has_line(self) -> None:
         """Broken YAML reports the line of the problem."""
@@ -158,7 +160,7 @@ class TestErrors:
         """Malformed schedules and baselines are both reported, sorted by line."""
         text = GOOD.replace('"*/30 * * * *"', '"*/30 * *"').replace("rolling:5", "rolling:x")
         lines = error_of(text).splitlines()
-        assert lines[0].startswith("monitor.yaml:29: monitors[0].schedule: invalid cron")
+        assert lines[0].startswith("monitor.yaml:29: monitors[0].schedule.cron: invalid cron")
         assert lines[1].startswith("monitor.yaml:30: monitors[0].drift.baseline: invalid baseline")
 
     def test_wrong_type(self) -> None:
@@ -172,6 +174,157 @@ class TestErrors:
             load_settings(tmp_path / "nope.yaml")
 
 
+class TestErrorShapes:
+    """Edge cases of the `file:line: field: message` shape (tests/data/bad has the corpus)."""
+
+    def test_empty_file_is_an_error(self) -> None:
+        """An empty (or comment-only) file is refused instead of meaning "no monitors"."""
+        assert error_of("# nothing yet\n").startswith(
+            "monitor.yaml:1: (top level): the file is empty"
+        )
+
+    @pytest.mark.parametrize(("text", "kind"), [("- a\n- b\n", "a list"), ("hello\n", "a string")])
+    def test_top_level_must_be_a_mapping(self, text: str, kind: str) -> None:
+        """A document that is not a mapping says what it is instead."""
+        assert (
+            error_of(text)
+            == f"monitor.yaml:1: (top level): expected a mapping of sections, got {kind}"
+        )
+
+    def test_tab_indentation_gets_a_hint(self) -> None:
+        """A tab in the indentation names line and column and says to use spaces."""
+        assert error_of("server:\n\tlisten: x\n") == (
+            "monitor.yaml:2: invalid YAML: found character '\\t' that cannot start any token "
+            "(column 1; indent with spaces: YAML does not allow tabs)"
+        )
+
+    def test_second_document_is_an_error(self) -> None:
+        """Two YAML documents in one file are refused, naming where the second starts."""
+        assert error_of("storage: {}\n---\nserver: {}\n") == (
+            "monitor.yaml:2: invalid YAML: expected a single document in the stream (line 1), "
+            "but found another document (column 1)"
+        )
+
+    def test_control_character_is_an_error_with_its_line(self) -> None:
+        """A control character (which PyYAML reports without a mark) names its line."""
+        assert error_of("server:\n  listen: 'a\x00b'\n") == (
+            "monitor.yaml:2: invalid YAML: unacceptable character #x0000 "
+            "(special characters are not allowed)"
+        )
+
+    def test_non_utf8_file_names_its_line(self, tmp_path: Path) -> None:
+        """A config file that is not UTF-8 is a ConfigError naming the line, not a traceback."""
+        cfg = tmp_path / "monitor.yaml"
+        cfg.write_bytes("server: {}\n# caf\u00e9\n".encode("latin-1"))
+        with pytest.raises(ConfigError) as info:
+            load_settings(cfg)
+        assert str(info.value) == f"{cfg}:2: not valid UTF-8: invalid continuation byte"
+
+    def test_invalid_name_says_what_is_allowed(self) -> None:
+        """A name with forbidden characters gets the rule, not a regular expression."""
+        msg = error_of(GOOD.replace("name: chat-prod", "name: chat prod", 1))
+        assert msg.splitlines()[0] == (
+            "monitor.yaml:4: endpoints[0].name: invalid name 'chat prod' (1-100 characters of "
+            "A-Z a-z 0-9 _ . : -, starting with a letter or digit)"
+        )
+
+    def test_duplicate_receiver_points_at_alerting_receivers(self) -> None:
+        """Receivers live under `alerting`, and so does the error about a duplicate one."""
+        text = GOOD.replace(
+            '      webhook: {url: "https://hooks.internal/monitor"}\n',
+            '      webhook: {url: "https://hooks.internal/monitor"}\n'
+            '    - name: oncall\n      slack: {url: "https://hooks.internal/slack"}\n',
+        )
+        assert error_of(text) == (
+            "monitor.yaml:36: alerting.receivers[1].name: duplicate name 'oncall' "
+            "(first at line 34)"
+        )
+
+    def test_union_field_error_has_a_plain_path(self) -> None:
+        """A bad `input.field` is one error at that path, without pydantic's union tags."""
+        text = GOOD.replace(
+            "    response: $.result.label\n",
+            "    response: $.result.label\n    input: {field: 3}\n",
+        )
+        assert error_of(text) == (
+            "monitor.yaml:19: endpoints[1].input.field: "
+            "expected a field name or a list of field names, got 3"
+        )
+
+    def test_zero_timeout_is_refused(self) -> None:
+        """A timeout of zero would fail every request, so it is an error."""
+        assert error_of(GOOD.replace("timeout: 30s", "timeout: 0s")) == (
+            "monitor.yaml:12: endpoints[0].timeout: Input should be greater than 0"
+        )
+
+    def test_templates_are_compiled_at_load_time(self) -> None:
+        """Prompt and http-json body templates that do not parse name their field."""
+        text = GOOD.replace("{{ text | tojson }}}", "{{ text | }}}").replace(
+            '"Classify: {{ text }}"', '"Classify: {{ text"'
+        )
+        lines = error_of(text).splitlines()
+        assert lines[0].startswith("monitor.yaml:17: endpoints[1].body: invalid template: ")
+        assert lines[1].startswith("monitor.yaml:22: benchmarks[0].prompt: invalid template: ")
+
+    def test_schedule_errors_name_their_key(self) -> None:
+        """A zero `every` is reported at `schedule.every`, not at the whole schedule."""
+        text = GOOD.replace('{cron: "*/30 * * * *"}', "{every: 0s}")
+        assert error_of(text) == "monitor.yaml:29: monitors[0].schedule.every: must be positive"
+
+    def test_benchmark_settings_know_their_location(self, tmp_path: Path) -> None:
+        """Each benchmark remembers `file:line: benchmarks[i].field` for later data errors."""
+        cfg = tmp_path / "monitor.yaml"
+        cfg.write_text(GOOD)
+        bench = load_settings(cfg, environ=ENV).benchmarks[0]
+        assert bench.where("data") == f"{cfg}:21: benchmarks[0].data"
+        assert bench.where("prompt") == f"{cfg}:22: benchmarks[0].prompt"
+        assert parse_settings(GOOD, environ=ENV).benchmarks[0].where("data") == (
+            "<string>:21: benchmarks[0].data"
+        )
+
+
+class TestScheduleChecks:
+    """`check_schedules` reads schedules as the scheduler will and names the failing key."""
+
+    def problems(self, schedule: str) -> str:
+        text = GOOD.replace('{cron: "*/30 * * * *"}', schedule)
+        settings = parse_settings(text, source="monitor.yaml", environ=ENV)
+        with pytest.raises(ConfigError) as info:
+            check_schedules(settings)
+        return str(info.value)
+
+    def test_out_of_range_cron_names_the_cron_field(self) -> None:
+        """Hour 25 is reported as the hour field of the cron expression."""
+        assert self.problems('{cron: "0 25 * * *"}') == (
+            "monitor.yaml:29: monitors[0].schedule.cron: invalid cron '0 25 * * *': hour field "
+            "'25': the last value (25) is higher than the maximum value (23)"
+        )
+
+    def test_bad_month_name_names_the_month_field(self) -> None:
+        """An unknown month name is reported as the month field."""
+        assert self.problems('{cron: "0 9 * JAN-XYZ *"}').startswith(
+            "monitor.yaml:29: monitors[0].schedule.cron: invalid cron '0 9 * JAN-XYZ *': "
+            "month field 'JAN-XYZ': "
+        )
+
+    def test_huge_interval_and_jitter_are_refused(self) -> None:
+        """Durations beyond the calendar are errors on their key instead of an OverflowError."""
+        assert self.problems("{every: 1000000000000000}") == (
+            "monitor.yaml:29: monitors[0].schedule.every: interval of 1e+15 seconds is too large"
+        )
+        assert self.problems("{every: 15m, jitter: 1000000000000}") == (
+            "monitor.yaml:29: monitors[0].schedule.jitter: jitter of 1e+12 seconds is too large"
+        )
+
+    def test_unknown_time_zone_points_at_timezone_even_with_cron(self) -> None:
+        """A bad time zone next to a good cron is reported at `schedule.timezone`."""
+        msg = self.problems('\n      cron: "0 9 * * *"\n      timezone: Mars/Olympus')
+        assert msg == (
+            "monitor.yaml:31: monitors[0].schedule.timezone: unknown time zone 'Mars/Olympus' "
+            "(expected an IANA name such as UTC or Europe/Berlin)"
+        )
+
+
 class TestScalars:
     @pytest.mark.parametrize(
         ("text", "seconds"),
@@ -181,7 +334,7 @@ class TestScalars:
         """Durations accept unit suffixes and bare seconds."""
         assert parse_duration(text) == pytest.approx(seconds)
 
-    @pytest.mark.parametrize("text", ["", "abc", "10x", "-5", "5s3", True])
+    @pytest.mark.parametrize("text", ["", "abc", "10x", "-5", "5s3", True, -1, math.inf, math.nan])
     def test_bad_durations(self, text: object) -> None:
         """Anything else is rejected."""
         with pytest.raises(ValueError, match="invalid duration"):

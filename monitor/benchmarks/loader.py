@@ -3,6 +3,11 @@
 Every check that can fail on data happens here, at load time, with the file and line in the
 message: unreadable files, bad lines, duplicate keys, missing reference fields, and prompt
 templates that use a field an item does not have. A benchmark that loads can be run.
+
+When the settings come from a config file, every error is prefixed with the config entry it
+belongs to, ``monitor.yaml:17: benchmarks[0].data: `` (``.prompt`` for a template that uses a
+field an item lacks, ``.reference`` for an item without its reference), so that a message
+names both the config field and the data file's line.
 """
 
 from __future__ import annotations
@@ -33,6 +38,15 @@ FORMAT_BY_SUFFIX = {
 }
 
 
+class _FieldError(BenchmarkError):
+    """A BenchmarkError already prefixed with its config field (if the settings have one)."""
+
+
+def _field_error(settings: BenchmarkSettings, field: str, message: str) -> _FieldError:
+    where = settings.where(field)
+    return _FieldError(message if where is None else f"{where}: {message}")
+
+
 @dataclass(frozen=True, slots=True)
 class _Record:
     """One item as read from a file, before keys, references and prompts are resolved."""
@@ -48,8 +62,18 @@ class _Record:
 def load_benchmark(settings: BenchmarkSettings) -> Benchmark:
     """Read, validate and version the benchmark described by ``settings``.
 
-    Raises BenchmarkError naming the file and line (or Label Studio task) of the first problem.
+    Raises BenchmarkError naming the file and line (or Label Studio task) of the first problem,
+    after the config entry (``monitor.yaml:17: benchmarks[0].data``) if the settings have one.
     """
+    try:
+        return _load(settings)
+    except _FieldError:
+        raise
+    except BenchmarkError as exc:  # the readers' errors: a problem with the `data` file
+        raise _field_error(settings, "data", str(exc)) from None
+
+
+def _load(settings: BenchmarkSettings) -> Benchmark:
     path = Path(settings.data)
     template = _compile_prompt(settings)
     records = _read_records(path, detect_format(path, settings.format), settings)
@@ -104,8 +128,8 @@ def _compile_prompt(settings: BenchmarkSettings) -> Template | None:
         return Template(settings.prompt)
     except ValueError as exc:
         detail = str(exc).removeprefix("invalid template: ")
-        raise BenchmarkError(
-            f"benchmark {settings.name!r}: invalid prompt template: {detail}"
+        raise _field_error(
+            settings, "prompt", f"benchmark {settings.name!r}: invalid prompt template: {detail}"
         ) from None
 
 
@@ -157,8 +181,8 @@ def _build_items(
             Item(
                 key=key,
                 fields=record.fields,
-                prompt=None if template is None else _render(record, key, template),
-                reference=_reference_of(record, key, settings.reference),
+                prompt=None if template is None else _render(record, key, template, settings),
+                reference=_reference_of(record, key, settings),
                 split=_split_of(record, settings.split),
             )
         )
@@ -174,31 +198,40 @@ def _key_of(record: _Record, id_field: str) -> tuple[str, bool]:
         raise BenchmarkError(f"{record.where}: {exc}") from None
 
 
-def _reference_of(record: _Record, key: str, field: str | None) -> Any:
+def _reference_of(record: _Record, key: str, settings: BenchmarkSettings) -> Any:
+    field = settings.reference
     if record.annotated:
         return record.reference
     if field is None:
         return None
     if field not in record.fields:
         what = "no annotation and no" if record.from_annotations else "no"
-        raise BenchmarkError(f"{record.where}: item {key!r} has {what} reference field {field!r}")
+        raise _field_error(
+            settings,
+            "reference",
+            f"{record.where}: item {key!r} has {what} reference field {field!r}",
+        )
     return record.fields[field]
 
 
-def _render(record: _Record, key: str, template: Template) -> str:
+def _render(record: _Record, key: str, template: Template, settings: BenchmarkSettings) -> str:
     missing = template.missing_fields(record.fields)
     if missing:
         noun = "field" if len(missing) == 1 else "fields"
         names = ", ".join(repr(name) for name in missing)
-        raise BenchmarkError(
-            f"{record.where}: prompt uses {noun} {names} missing from item {key!r}"
+        raise _field_error(
+            settings,
+            "prompt",
+            f"{record.where}: prompt uses {noun} {names} missing from item {key!r}",
         )
     try:
         return template.render(record.fields)
     except ValueError as exc:
         detail = str(exc).removeprefix("template error: ")
-        raise BenchmarkError(
-            f"{record.where}: cannot render the prompt for item {key!r}: {detail}"
+        raise _field_error(
+            settings,
+            "prompt",
+            f"{record.where}: cannot render the prompt for item {key!r}: {detail}",
         ) from None
 
 

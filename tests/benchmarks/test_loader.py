@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from monitor.benchmarks import load_benchmark
 from monitor.benchmarks.loader import detect_format
 from monitor.benchmarks.versioning import canonical_json
-from monitor.config import BenchmarkSettings
+from monitor.config import BenchmarkSettings, load_settings
 from monitor.core.model import Benchmark, ScorerSpec
 from monitor.errors import BenchmarkError
 
@@ -283,3 +283,53 @@ class TestExamples:
             pixels = item.fields["pixels"]
             assert len(pixels) == 64
             assert all(isinstance(p, int) and 0 <= p <= 16 for p in pixels)
+
+
+class TestConfigLocation:
+    """Benchmarks loaded from a config file prefix their errors with the config entry."""
+
+    CONFIG = """\
+benchmarks:
+  - name: bench
+    data: {data}
+    prompt: "Q: {{{{ {field} }}}}"
+    reference: label
+    scorers: [exact_match]
+"""
+
+    def load_error(self, tmp_path: Path, rows: list[dict[str, Any]], field: str = "text") -> str:
+        write_jsonl(tmp_path / "d.jsonl", rows)
+        config = tmp_path / "monitor.yaml"
+        config.write_text(self.CONFIG.format(data="d.jsonl", field=field))
+        bench = load_settings(config, environ={}).benchmarks[0]
+        with pytest.raises(BenchmarkError) as info:
+            load_benchmark(bench)
+        return str(info.value)
+
+    def test_data_error_names_the_data_field(self, tmp_path: Path) -> None:
+        """A bad data line is reported after `monitor.yaml:LINE: benchmarks[0].data`."""
+        msg = self.load_error(tmp_path, [*ROWS, ROWS[0]])
+        data = tmp_path.resolve() / "d.jsonl"  # relative data paths resolve against the config
+        assert msg == (
+            f"{tmp_path / 'monitor.yaml'}:3: benchmarks[0].data: {data}:3: "
+            f"duplicate item key 'a' (first at {data}:1)"
+        )
+
+    def test_missing_prompt_field_names_the_prompt_field(self, tmp_path: Path) -> None:
+        """A template using a field the items lack points at `benchmarks[0].prompt`."""
+        msg = self.load_error(tmp_path, ROWS, field="question")
+        assert msg.startswith(f"{tmp_path / 'monitor.yaml'}:4: benchmarks[0].prompt: ")
+        assert msg.endswith("d.jsonl:1: prompt uses field 'question' missing from item 'a'")
+
+    def test_missing_reference_names_the_reference_field(self, tmp_path: Path) -> None:
+        """An item without its reference points at `benchmarks[0].reference`."""
+        msg = self.load_error(tmp_path, [ROWS[0], {"id": "b", "text": "x"}])
+        assert msg.startswith(f"{tmp_path / 'monitor.yaml'}:5: benchmarks[0].reference: ")
+        assert msg.endswith("d.jsonl:2: item 'b' has no reference field 'label'")
+
+    def test_settings_built_in_code_have_no_prefix(self, tmp_path: Path) -> None:
+        """Settings not read from a file report the data file's line alone."""
+        path = tmp_path / "missing.jsonl"
+        with pytest.raises(BenchmarkError) as info:
+            load_benchmark(settings(path))
+        assert str(info.value).startswith(f"{path}: cannot read benchmark data")
