@@ -114,11 +114,13 @@ def _settings(path: str) -> Settings:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from monitor.benchmarks import load_benchmark
+    from monitor.endpoints import check_endpoints
     from monitor.scheduling import check_schedules
 
     path = args.file or args.config_opt or "monitor.yaml"
     settings = _settings(path)
     check_schedules(settings)
+    check_endpoints(settings)
     benches = [load_benchmark(b) for b in settings.benchmarks]
     items = sum(len(b.items) for b in benches)
     print(

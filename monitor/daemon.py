@@ -33,7 +33,7 @@ from monitor.benchmarks import load_benchmark
 from monitor.config import BenchmarkSettings, Settings, load_settings, mask_secrets
 from monitor.core.alerts import Alert
 from monitor.core.model import Benchmark
-from monitor.endpoints import HttpClient, build_endpoint
+from monitor.endpoints import HttpClient, build_endpoint, check_endpoints
 from monitor.errors import ConfigError, MonitorError
 from monitor.judge import StoreJudge
 from monitor.log import get_logger, redactor
@@ -54,6 +54,7 @@ EXIT_LOST_LEADERSHIP = 75  # EX_TEMPFAIL: the supervisor restarts us as a follow
 def validate(settings: Settings) -> None:
     """Everything `check-config` and a reload verify before a config is accepted."""
     check_schedules(settings)
+    check_endpoints(settings)
     check_benchmarks(settings)
 
 

@@ -164,3 +164,6 @@ class Verdict:
     baseline_score: float | None = None
     changed: ChangedItems = field(default_factory=ChangedItems)
     detail: str = ""
+    # sequential detector state to store and pass back with the next run of this
+    # (monitor, endpoint, scorer); None when the check keeps no state
+    cusum_state: float | None = None

@@ -14,11 +14,12 @@ from monitor.endpoints.http_json import HttpJsonEndpoint
 from monitor.endpoints.kserve_v2 import KServeV2Endpoint
 from monitor.endpoints.mlflow import MlflowEndpoint
 from monitor.endpoints.openai import OpenAIChatEndpoint, OpenAICompletionsEndpoint
+from monitor.errors import ConfigError
 
 if TYPE_CHECKING:
-    from monitor.config import EndpointSettings
+    from monitor.config import EndpointSettings, Settings
 
-__all__ = ["EndpointClient", "HttpClient", "RetryPolicy", "build_endpoint"]
+__all__ = ["EndpointClient", "HttpClient", "RetryPolicy", "build_endpoint", "check_endpoints"]
 
 _PROTOCOLS: dict[str, Callable[[EndpointSettings, HttpClient, RetryPolicy], EndpointClient]] = {
     "openai-chat": OpenAIChatEndpoint,
@@ -53,3 +54,17 @@ def build_endpoint(
             max_delay=max(RetryPolicy().max_delay, settings.backoff),
         )
     return protocol(settings, http, retry)
+
+
+def check_endpoints(settings: Settings) -> None:
+    """Build every endpoint client once (no request is sent), so settings that only the
+    adapter can judge (response paths, CA bundles, params) fail at check time."""
+    http = HttpClient()  # opens its session lazily: nothing to close here
+    problems = []
+    for i, ep in enumerate(settings.endpoints):
+        try:
+            build_endpoint(ep, http)
+        except ValueError as exc:
+            problems.append(f"{settings.where(('endpoints', i))}: {exc}")
+    if problems:
+        raise ConfigError("\n".join(problems))
