@@ -17,6 +17,7 @@ from tests.daemon.harness import Daemon, Simulator
 
 @pytest.fixture
 def simulator() -> Iterator[Simulator]:
+    """A healthy simulated model in a child process."""
     sim = Simulator()
     yield sim
     sim.stop()
@@ -24,6 +25,7 @@ def simulator() -> Iterator[Simulator]:
 
 @pytest.fixture
 def slow_simulator() -> Iterator[Simulator]:
+    """A simulated model that takes 200 ms per answer, for runs that last a while."""
     sim = Simulator(latency=0.2)
     yield sim
     sim.stop()

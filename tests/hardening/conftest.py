@@ -20,7 +20,6 @@ from monitor.core.model import ItemResult
 from monitor.demo.data import PROMPT, write_items
 from monitor.runner import RunOutcome
 from monitor.storage import SqlStore, open_store
-from tests.daemon.harness import Daemon, Simulator
 from tests.hardening.faults import FaultProcess, FaultServer
 
 ITEMS = 20
@@ -206,20 +205,3 @@ def fault_process() -> Iterator[FaultProcess]:
     proc = FaultProcess(cwd=str(Path(__file__).resolve().parents[2]))
     yield proc
     proc.stop()
-
-
-@pytest.fixture
-def simulator() -> Iterator[Simulator]:
-    """A healthy simulated model in a child process."""
-    sim = Simulator()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    """Daemons started by a test; killed at the end whatever happened."""
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()

@@ -567,23 +567,6 @@ class TestAuthorization:
         assert d.runs() == []  # nothing was triggered
 
 
-@pytest.fixture
-def simulator() -> Iterator[Simulator]:
-    """A simulated model in a child process."""
-    sim = Simulator()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    """Daemons started by a test; killed at the end whatever happened."""
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()
-
-
 # ---------------------------------------------------------------- template sandbox
 
 ESCAPES = [
