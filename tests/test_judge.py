@@ -121,3 +121,36 @@ class TestPinned:
         model.wrong |= {f"i{k}" for k in range(1, 60, 3)}  # 18 flips against one run: McNemar
         _, verdict = await run_once(store, model, cfg)
         assert verdict == VerdictKind.REGRESSED.value
+
+
+class TestSplit:
+    async def test_public_private_gap_is_tracked_and_tested(self, store: SqlStore) -> None:
+        """Split scores are reported per split and a widening public-private gap warns."""
+        items = tuple(
+            Item(
+                key=f"i{k}",
+                fields={},
+                prompt="p",
+                reference="yes",
+                split="private" if k % 3 == 0 else "public",
+            )
+            for k in range(N)
+        )
+        bench = Benchmark("b", "v1", items, (ScorerSpec("exact_match", "exact_match"),))
+        model, cfg = Model(), settings()
+        runner = Runner(store, judge=StoreJudge(store, lambda: cfg))
+
+        async def go() -> dict[str, str]:
+            out = await runner.run(
+                RunRequest(monitor="mon", benchmark=bench, endpoint=model, concurrency=8)
+            )
+            assert {"exact_match[public]", "exact_match[private]"} <= {s.scorer for s in out.scores}
+            return {v.scorer: v.verdict.value for v in out.verdicts}
+
+        for _ in range(3):
+            await go()
+        assert (await go())["exact_match:split_gap"] == "ok"
+        # private items get worse while public ones stay: the gap widens
+        model.wrong |= {f"i{k}" for k in range(3, N, 9)}
+        verdicts = await go()
+        assert verdicts.get("exact_match:split_gap") == "warn", verdicts

@@ -305,7 +305,7 @@ def fit_beta_prior(passes: npt.ArrayLike, trials: npt.ArrayLike) -> BetaPrior:
     lo, hi = math.log(PRIOR_BOUNDS[0]), math.log(PRIOR_BOUNDS[1])
     best = (math.log(0.5), math.log(0.5))
     span = (hi - lo) / 2.0
-    grid = np.linspace(-1.0, 1.0, 13)
+    grid = np.linspace(-1.0, 1.0, 11)
     for _ in range(4):
         la = np.clip(best[0] + span * grid, lo, hi)
         lb = np.clip(best[1] + span * grid, lo, hi)
@@ -313,7 +313,7 @@ def fit_beta_prior(passes: npt.ArrayLike, trials: npt.ArrayLike) -> BetaPrior:
         ll = _beta_binomial_loglik(uk, un, w, la2, lb2)
         i, j = np.unravel_index(int(np.argmax(ll)), ll.shape)
         best = (float(la[i]), float(lb[j]))
-        span *= 0.2
+        span *= 0.25
     return BetaPrior(math.exp(best[0]), math.exp(best[1]))
 
 
@@ -424,7 +424,7 @@ def _tail_check_factor(prior: BetaPrior, base_passes: IntArray, k_runs: int) -> 
         return 1.0
     hist = np.bincount(base_passes, minlength=k_runs + 1).astype(float)
     single = float(hist[k_runs - 1])  # items with exactly one failure
-    single_ub = float(stats.chi2.ppf(TAIL_CHECK_LEVEL, 2.0 * (single + 1.0))) / 2.0
+    single_ub = float(special.gammaincinv(single + 1.0, TAIL_CHECK_LEVEL))  # Poisson upper bound
     # items passing a given set of K - 1 runs: all K passes, or one failure in the remaining run
     pass_set = float(hist[k_runs]) + single_ub / k_runs
     model = float(prior.fail_streak_probability(np.array([k_runs - 1.0]), 1)[0])
