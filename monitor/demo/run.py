@@ -76,7 +76,8 @@ def _line(doc: dict[str, Any]) -> str:
     scores = "  ".join(
         f"{name}={s['value']:.3f} [{s['ci_lower']:.3f}, {s['ci_upper']:.3f}]"
         for name, s in doc["scores"].items()
-        if s["value"] is not None and not name.endswith("_macro_f1")
+        # per-split scores and run-level extras stay in the API and /metrics
+        if s["value"] is not None and "[" not in name and not name.endswith("_macro_f1")
     )
     verdicts = {k: v["verdict"] for k, v in doc["verdicts"].items()}
     verdict = verdicts.get("exact_match", "-")
