@@ -11,6 +11,7 @@ overlap and catch-up are the executor's business, not the scheduler's.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import DBAPIError
 
 from monitor.config import ScheduleSettings, Settings
 from monitor.errors import ConfigError
@@ -195,8 +197,9 @@ class Scheduler:
     ) -> None:
         self._instance = instance
         self._submit = submit
+        self._store = SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")
         self._scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
+            jobstores={"default": self._store},
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
@@ -216,10 +219,25 @@ class Scheduler:
         step with its config but fires nothing until `resume`.
         """
         _SUBMITTERS[self._instance] = self._submit
+        self._create_jobs_table()
         self._scheduler.start(paused=True)
         self.sync(settings)
         if not paused:
             self._scheduler.resume()
+
+    def _create_jobs_table(self, attempts: int = 5) -> None:
+        """Create APScheduler's table before the scheduler does: replicas starting together
+        on an empty PostgreSQL race in CREATE TABLE (its checkfirst is not atomic), and the
+        loser's error would stop it. The loser retries and finds the table there."""
+        for attempt in range(attempts):
+            try:
+                self._store.jobs_t.create(self._store.engine, checkfirst=True)
+            except DBAPIError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+            else:
+                return
 
     def resume(self) -> None:
         """Start firing (this replica became the leader)."""

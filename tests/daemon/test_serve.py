@@ -95,10 +95,14 @@ class TestMetrics:
         daemons.append(d)
         d.wait_ready()
         d.wait_for(lambda: succeeded(d, 2), what="2 runs")
-        samples = d.wait_for(
-            lambda: d.metrics() if "monitor_benchmark_score" in d.metrics() else None,
-            what="score gauge",
-        )
+
+        def two_runs_exported() -> dict[str, list[object]] | None:
+            m = d.metrics()
+            runs = {s.labels["status"]: s.value for s in m.get("monitor_runs_total", [])}
+            return m if runs.get("succeeded", 0) >= 2 and "monitor_benchmark_score" in m else None
+
+        # the snapshot is rebuilt after each run: it may lag the API by a moment
+        samples = d.wait_for(two_runs_exported, what="metrics of two runs")
         (score,) = samples["monitor_benchmark_score"]
         assert score.labels == {
             "monitor": "fast",
