@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -307,11 +307,3 @@ def job_id(monitor: str, endpoint: str) -> str:
 def _fingerprint(schedule: ScheduleSettings, instance: str) -> str:
     raw = f"{instance}|{schedule.model_dump_json()}"
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
-def known_job_ids(settings: Settings) -> Iterable[str]:
-    """Ids of every job the settings ask for."""
-    for mon in settings.monitors:
-        if mon.schedule is not None:
-            for ep in mon.endpoints:
-                yield job_id(mon.name, ep)
