@@ -3,8 +3,9 @@
 A minimal OpenAI-compatible server runs in a separate process and answers every request
 after a fixed latency L (asyncio timers; tens of microseconds per request); the client
 runs N items with concurrency C through exactly the code path of `monitor run`
-(prepare -> run_prepared: HTTP, scoring, batched SQLite writes, aggregation). CPU is this process's CPU time (all threads,
-including the storage writer), so the server's cost is not counted.
+(prepare -> run_prepared: HTTP, scoring, batched SQLite writes, aggregation). CPU is
+this process's CPU time (all threads, including the storage writer), so the server's
+cost is not counted.
 
     python benchmarks/runner_throughput.py            # prints and updates docs/performance.md
     python benchmarks/runner_throughput.py --quick    # smaller N, no docs update
