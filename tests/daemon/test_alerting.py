@@ -121,10 +121,12 @@ class TestRegressionAlert:
         assert first_regressed >= 6, "no alarm before the change (runs 1-5 are clean)"
         alerts = d.get("/api/v1/alerts")["alerts"]
         assert [a["labels"]["monitor"] for a in alerts] == ["fast"]
-        metrics = d.wait_for(
-            lambda: (m := d.metrics()) and m.get("monitor_alerts_firing", [None])[0] and m,
-            what="alerts gauge",
-        )
-        assert metrics["monitor_alerts_firing"][0].value == 1
+
+        def firing() -> dict[str, list[Any]] | None:
+            m = d.metrics()
+            gauge = m.get("monitor_alerts_firing")
+            return m if gauge and gauge[0].value == 1 else None
+
+        metrics = d.wait_for(firing, what="monitor_alerts_firing 1")
         detected = metrics["monitor_regression_detected"]
         assert any(s.labels["scorer"] == "exact_match" for s in detected)
