@@ -11,20 +11,17 @@ alert is pending and removed from the annotations on the way out.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine, RowMapping
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Engine, RowMapping
 
 from monitor.core.alerts import Alert, AlertState
 from monitor.errors import StorageError
 from monitor.storage import tables as t
-from monitor.storage.repository import describe_error
+from monitor.storage.access import EngineAccess
 
 __all__ = ["STREAK_KEY", "SqlAlertStore"]
 
@@ -71,33 +68,12 @@ def _alert_from(row: RowMapping) -> Alert:
     )
 
 
-class SqlAlertStore:
+class SqlAlertStore(EngineAccess):
     """Alert state on the database of `engine` (SQLite or PostgreSQL, schema migrated)."""
 
     def __init__(self, engine: Engine) -> None:
         """Use `engine`; the caller owns it (and disposes of it)."""
-        self._engine = engine
-        self._password = engine.url.password
-        self._dialect = engine.dialect.name
-
-    @contextmanager
-    def _translate(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except SQLAlchemyError as exc:
-            raise StorageError(
-                f"could not {action}: {describe_error(exc, self._password)}"
-            ) from exc
-
-    @contextmanager
-    def _write(self, action: str) -> Iterator[Connection]:
-        with self._translate(action), self._engine.begin() as conn:
-            yield conn
-
-    @contextmanager
-    def _read(self, action: str) -> Iterator[Connection]:
-        with self._translate(action), self._engine.connect() as conn:
-            yield conn
+        super().__init__(engine)
 
     def load(self, fingerprints: Collection[str]) -> dict[str, Alert]:
         """The stored alerts among `fingerprints`, by fingerprint."""
@@ -119,8 +95,7 @@ class SqlAlertStore:
             return
         latest = {alert.fingerprint: alert for alert in alerts}  # one row each, last wins
         rows = [_row(alert, now) for alert in latest.values()]
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        stmt = insert(t.alert)
+        stmt = self._insert(t.alert)
         stmt = stmt.on_conflict_do_update(
             index_elements=["fingerprint"],
             set_={

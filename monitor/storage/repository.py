@@ -24,13 +24,12 @@ import math
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
-from sqlalchemy.exc import SQLAlchemyError, StatementError
+from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.core.model import (
     Benchmark,
@@ -47,13 +46,14 @@ from monitor.core.model import (
 )
 from monitor.errors import StorageError
 from monitor.storage import tables as t
+from monitor.storage.access import EngineAccess, describe_error
 from monitor.storage.engine import create_engine, dump_json, mask_url
 from monitor.storage.migrations import upgrade
 
 if TYPE_CHECKING:
     # Imported where used: `sqlalchemy.dialects.postgresql` loads every PostgreSQL driver
     # module (~30 ms), which a SQLite deployment never needs.
-    from sqlalchemy.dialects import postgresql, sqlite
+    pass
 
 OUTPUT_CAP_BYTES = t.OUTPUT_CAP_BYTES
 
@@ -258,17 +258,6 @@ def worst_verdict(verdicts: Iterable[Verdict]) -> VerdictKind | None:
     return min(kinds, key=_SEVERITY_RANK.__getitem__) if kinds else None
 
 
-def describe_error(exc: BaseException, password: str | None) -> str:
-    """A one-line description of a database error, with `password` masked."""
-    # StatementError (and its subclass DBAPIError) wrap the driver's or a type's error.
-    cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
-    lines = str(cause).strip().splitlines()
-    text = f"{type(cause).__name__}: {lines[0] if lines else ''}"
-    if password:
-        text = text.replace(password, "***")
-    return text[:300]
-
-
 def _unique(ids: Iterable[int]) -> list[int]:
     return list(dict.fromkeys(ids))
 
@@ -281,7 +270,7 @@ def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
 # ---------------------------------------------------------------- the store
 
 
-class SqlStore:
+class SqlStore(EngineAccess):
     """The repository of runs, results, verdicts and detector state on one database.
 
     Build it with `open_store`; it owns its engine (and connection pool) until `close`.
@@ -289,10 +278,8 @@ class SqlStore:
 
     def __init__(self, engine: Engine) -> None:
         """Wrap `engine`; prefer `open_store`, which also migrates the schema."""
-        self._engine = engine
-        self._password = engine.url.password
+        super().__init__(engine)
         self.url = mask_url(engine.url)
-        self._dialect = engine.dialect.name
 
     def __repr__(self) -> str:
         """Show the backend URL with the password masked."""
@@ -307,41 +294,6 @@ class SqlStore:
     def __exit__(self, *_exc: object) -> None:
         """Close the store."""
         self.close()
-
-    # ------------------------------------------------------------ plumbing
-
-    @contextmanager
-    def _translate(self, action: str) -> Iterator[None]:
-        """Turn SQLAlchemy errors raised inside the block into `StorageError`."""
-        try:
-            yield
-        except SQLAlchemyError as exc:
-            raise StorageError(
-                f"could not {action}: {describe_error(exc, self._password)}"
-            ) from exc
-
-    @contextmanager
-    def _write(self, action: str) -> Iterator[Connection]:
-        """One write transaction, committed at the end of the block."""
-        with self._translate(action), self._engine.begin() as conn:
-            yield conn
-
-    @contextmanager
-    def _read(self, action: str) -> Iterator[Connection]:
-        """One connection for reading."""
-        with self._translate(action), self._engine.connect() as conn:
-            yield conn
-
-    def _insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
-        """A dialect-specific INSERT that supports ON CONFLICT on both backends."""
-        # The engine has already imported its own dialect: these imports are lookups.
-        if self._dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
-
-            return pg_insert(table)
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
-
-        return sqlite_insert(table)
 
     def close(self) -> None:
         """Close every pooled connection; the store must not be used afterwards."""
