@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import re
+import selectors
 import subprocess
 import sys
 import tempfile
@@ -85,7 +86,14 @@ def serve(latency: float) -> None:
         await loop.run_in_executor(None, sys.stdin.read)
         server.close()
 
-    asyncio.run(main())
+    # select() sleeps with microsecond resolution; epoll_wait() with milliseconds, which
+    # asyncio rounds up: an epoll-based stand-in answers 0-1 ms late and releases answers
+    # due within the same millisecond together, in bursts the client then queues behind.
+    loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
 
 
 CONFIG = """

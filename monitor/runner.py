@@ -236,11 +236,6 @@ class Runner:
         """Run every item once, store results as they come, then aggregate and judge."""
         bench = request.benchmark
         scorers = [build_scorer(spec) for spec in bench.scorers]
-        if (bench.name, bench.version) not in self._saved_versions:
-            await self._retry.call(
-                "store the benchmark", self._store.save_benchmark, bench, self._clock()
-            )
-            self._saved_versions.add((bench.name, bench.version))
         run = await self._retry.call(
             "start the run",
             lambda: self._store.start_run(
@@ -269,6 +264,30 @@ class Runner:
             )
         finally:
             self.active.discard(run.id)
+
+    def _save_benchmark(self, bench: Benchmark) -> asyncio.Future[None] | None:
+        """Store a new benchmark version while the run's requests are in flight.
+
+        The first run of a version would otherwise wait for thousands of item rows
+        (~20 us each) before sending its first request; the run awaits this before it
+        finishes, so a finished run always has its benchmark version stored.
+        """
+        key = (bench.name, bench.version)
+        if key in self._saved_versions:
+            return None
+        self._saved_versions.add(key)
+        saving = asyncio.ensure_future(
+            self._retry.call(
+                "store the benchmark", self._store.save_benchmark, bench, self._clock()
+            )
+        )
+
+        def forget_on_failure(done: asyncio.Future[None]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                self._saved_versions.discard(key)  # the next run tries again
+
+        saving.add_done_callback(forget_on_failure)
+        return saving
 
     async def _complete(
         self,
@@ -331,6 +350,7 @@ class Runner:
         progress: Progress,
         on_progress: Callable[[Progress], None] | None,
     ) -> None:
+        saving = self._save_benchmark(request.benchmark)
         writer = _ResultWriter(
             self._store, run.id, self._batch_size, self._flush_interval, self._retry
         )
@@ -356,10 +376,14 @@ class Runner:
         try:
             await asyncio.gather(*workers)
             await writer.close()
+            if saving is not None:
+                await saving
         except BaseException:
             for w in workers:
                 w.cancel()
             writer.cancel()
+            if saving is not None:
+                saving.cancel()
             raise
 
     async def _finish(

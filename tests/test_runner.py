@@ -31,15 +31,23 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 class MemoryStore:
     """An in-memory RunStore that records every call."""
 
-    def __init__(self, *, fail_writes: bool = False, fail_times: int = 0) -> None:
+    def __init__(
+        self, *, fail_writes: bool = False, fail_times: int = 0, fail_benchmark: int = 0
+    ) -> None:
         self.runs: dict[int, Run] = {}
         self.batches: list[list[ItemResult]] = []
         self.benchmarks: list[str] = []
         self.scores: dict[int, list[ScoreSummary]] = {}
         self.fail_writes = fail_writes
         self.fail_times = fail_times
+        self.fail_benchmark = fail_benchmark
+        self.calls: list[str] = []
 
     def save_benchmark(self, bench: Benchmark, now: datetime) -> None:
+        if self.fail_benchmark:
+            self.fail_benchmark -= 1
+            raise StorageError("could not store item 'i3' of benchmark 'b': bad value")
+        self.calls.append("save_benchmark")
         self.benchmarks.append(bench.version)
 
     def start_run(self, **kw: object) -> Run:
@@ -65,6 +73,7 @@ class MemoryStore:
         self.batches.append(list(results))
 
     def finish_run(self, run_id: int, **kw: object) -> Run:
+        self.calls.append("finish_run")
         run = replace(
             self.runs[run_id],
             status=kw["status"],  # type: ignore[arg-type]
@@ -164,6 +173,28 @@ class TestRunner:
         outcome = await runner.run(request(ScriptedEndpoint({"i0": "yes"}), 1))
         assert outcome.run.status is RunStatus.FAILED
         assert store.runs[1].status is RunStatus.FAILED
+
+    async def test_benchmark_version_is_stored_once_and_before_the_run_finishes(self) -> None:
+        """A new version is saved alongside the first run's requests, once per process."""
+        store = MemoryStore()
+        runner = Runner(store, batch_size=10)
+        answers = {f"i{k}": "yes" for k in range(30)}
+        for _ in range(2):
+            outcome = await runner.run(request(ScriptedEndpoint(answers), 30))
+            assert outcome.run.status is RunStatus.SUCCEEDED
+        assert store.benchmarks == ["v1"]
+        assert store.calls == ["save_benchmark", "finish_run", "finish_run"]
+
+    async def test_benchmark_that_cannot_be_stored_fails_the_run_and_is_retried(self) -> None:
+        """A version the store refuses fails its run; the next run tries to store it again."""
+        store = MemoryStore(fail_benchmark=1)
+        runner = Runner(store, store_retry=StoreRetry(budget=0.0))
+        answers = {f"i{k}": "yes" for k in range(5)}
+        first = await runner.run(request(ScriptedEndpoint(answers), 5))
+        assert first.run.status is RunStatus.FAILED
+        second = await runner.run(request(ScriptedEndpoint(answers), 5))
+        assert second.run.status is RunStatus.SUCCEEDED
+        assert store.benchmarks == ["v1"]
 
     async def test_transient_storage_failure_is_retried(self) -> None:
         """A database that drops two writes and comes back loses no item result."""
