@@ -6,6 +6,14 @@ imports, parsing the configuration. Each command runs once untimed (to warm the 
 cache and write bytecode caches), then `--repeat` times; the median and the minimum are
 reported. The minimum is the cost on a quiet machine, the median what a user sees.
 
+The `monitor run` case times the whole command end to end, an upper bound of its
+start-up: one monitor with a one-item benchmark against `monitor demo-endpoint` (zero
+latency, started once on 127.0.0.1 for all runs), on a temporary SQLite database. Each
+run gets a fresh copy of a database already at the latest schema, so every run is a
+first run (no baseline, exit code 0) and none pays for the one-time migration. Besides
+the end-to-end time it reports the time until the command logs `run_started` (its JSON
+log line's timestamp against the launch time): start-up proper, before any request.
+
     python benchmarks/startup.py              # prints and updates docs/performance.md
     python benchmarks/startup.py --no-doc     # prints only
     python benchmarks/startup.py --repeat 30  # more repetitions
@@ -18,19 +26,27 @@ other blocks of that file.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
+import select
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- startup:begin -->", "<!-- startup:end -->"
 QUICKSTART = "examples/quickstart.yaml"
+RUN_MONITOR = "startup-probe"
+ENDPOINT_READY_S = 30.0  # how long `monitor demo-endpoint` may take to print its address
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,33 +81,157 @@ def monitor_command() -> list[str]:
     return [sys.executable, "-m", "monitor"]
 
 
-def cases() -> list[tuple[str, list[str]]]:
+@dataclass(frozen=True, slots=True)
+class Case:
+    label: str
+    argv: list[str]
+    before_each: Callable[[], None] | None = None  # untimed, before every run of argv
+    mark: str | None = None  # also time until the command logs this event (JSON on stderr)
+
+
+def run_config(url: str, folder: Path) -> Path:
+    """A config with one monitor: a one-item benchmark against the endpoint at `url`."""
+    data = folder / "one_item.jsonl"
+    item = {"id": "probe-1", "text": "Please refund my broken order.", "label": "refund"}
+    data.write_text(json.dumps(item) + "\n")
+    config = folder / "monitor.yaml"
+    # JSON is YAML: no quoting questions for the temporary paths
+    config.write_text(
+        json.dumps(
+            {
+                "storage": {"url": f"sqlite:///{folder / 'monitor.db'}"},
+                "endpoints": [{"name": "local", "type": "openai-chat", "url": url, "model": "sim"}],
+                "benchmarks": [
+                    {
+                        "name": "one-item",
+                        "data": str(data),
+                        "prompt": "Answer refund, billing or other.\nRequest: {{ text }}",
+                        "reference": "label",
+                        "scorers": ["exact_match"],
+                    }
+                ],
+                "monitors": [
+                    {"name": RUN_MONITOR, "benchmark": "one-item", "endpoints": ["local"]}
+                ],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return config
+
+
+@contextlib.contextmanager
+def demo_endpoint(monitor: list[str], log: Path) -> Iterator[str]:
+    """`monitor demo-endpoint` on a free loopback port; yields its base URL, then stops it."""
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [*monitor, "demo-endpoint", "--listen", "127.0.0.1:0", "--latency", "0"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], ENDPOINT_READY_S)
+        line = proc.stdout.readline().decode(errors="replace") if ready else ""
+        # "simulated OpenAI-compatible model on http://127.0.0.1:PORT/v1 (model ...)"
+        url = next((w for w in line.split() if w.startswith("http://")), None)
+        if url is None:
+            raise SystemExit(
+                f"monitor demo-endpoint did not start (printed {line!r}):\n"
+                f"{log.read_text(errors='replace')}"
+            )
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def run_case(stack: contextlib.ExitStack, monitor: list[str]) -> Case:
+    """`monitor run` against a local endpoint; the endpoint and files live as long as `stack`."""
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="monitor-startup-")))
+    url = stack.enter_context(demo_endpoint(monitor, folder / "endpoint.log"))
+    config = run_config(url, folder)
+    db, template = folder / "monitor.db", folder / "template.db"
+    # Migrate once: every timed run starts from a copy of this empty, up-to-date database.
+    done = subprocess.run(
+        [*monitor, "db", "upgrade", "--config", str(config)], capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"monitor db upgrade failed:\n{done.stderr.decode(errors='replace')}")
+    shutil.copyfile(db, template)
+
+    def fresh_database() -> None:
+        for leftover in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        shutil.copyfile(template, db)
+
+    return Case(
+        "monitor run, 1 item, local endpoint (end to end)",
+        [*monitor, "run", RUN_MONITOR, "--config", str(config)],
+        fresh_database,
+        mark="run_started",
+    )
+
+
+def cases(stack: contextlib.ExitStack) -> list[Case]:
     monitor = monitor_command()
     return [
-        ("python -c pass (interpreter floor)", [sys.executable, "-c", "pass"]),
-        ("monitor --version", [*monitor, "--version"]),
-        ('python -c "import monitor.app"', [sys.executable, "-c", "import monitor.app"]),
-        (f"monitor check-config {QUICKSTART}", [*monitor, "check-config", QUICKSTART]),
+        Case("python -c pass (interpreter floor)", [sys.executable, "-c", "pass"]),
+        Case("monitor --version", [*monitor, "--version"]),
+        Case('python -c "import monitor.app"', [sys.executable, "-c", "import monitor.app"]),
+        Case(f"monitor check-config {QUICKSTART}", [*monitor, "check-config", QUICKSTART]),
+        run_case(stack, monitor),
     ]
 
 
-def measure(label: str, argv: list[str], repeat: int) -> Result:
+def logged_at(stderr: str, event: str) -> float | None:
+    """Epoch time of the first JSON log line of `event` in `stderr`, if any."""
+    for line in stderr.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") == event:
+            return datetime.fromisoformat(str(record["timestamp"])).timestamp()
+    return None
+
+
+def measure(case: Case, repeat: int) -> list[Result]:
+    """The case's wall times, and with `case.mark` the times until that event was logged."""
+    label, argv = case.label, case.argv
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # the warm-up run writes the bytecode caches
     env.pop("MONITOR_DB", None)  # the quickstart config reads it; keep the caller's out
 
-    def once() -> float:
-        start = time.perf_counter()
+    def once() -> tuple[float, float]:
+        if case.before_each is not None:
+            case.before_each()
+        launched, start = time.time(), time.perf_counter()
         done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, check=False)
         elapsed = time.perf_counter() - start
+        stderr = done.stderr.decode(errors="replace")
         if done.returncode != 0:
-            raise SystemExit(
-                f"{label} exited with {done.returncode}:\n{done.stderr.decode(errors='replace')}"
-            )
-        return elapsed
+            raise SystemExit(f"{label} exited with {done.returncode}:\n{stderr}")
+        if case.mark is None:
+            return elapsed, elapsed
+        at = logged_at(stderr, case.mark)
+        if at is None:
+            raise SystemExit(f"{label} logged no {case.mark!r} event:\n{stderr}")
+        return elapsed, at - launched
 
     once()  # warm-up: page cache, __pycache__
-    return Result(label, tuple(once() for _ in range(repeat)))
+    runs = [once() for _ in range(repeat)]
+    results = [Result(label, tuple(total for total, _ in runs))]
+    if case.mark is not None:
+        results.append(Result(f"  until it logs {case.mark}", tuple(m for _, m in runs)))
+    return results
 
 
 def write_doc(lines: list[str], repeat: int) -> None:
@@ -100,7 +240,8 @@ def write_doc(lines: list[str], repeat: int) -> None:
             BEGIN,
             f"Measured {time.strftime('%Y-%m-%d')} on this machine ({os.cpu_count()} cores, "
             f"Python {sys.version.split()[0]}), `python benchmarks/startup.py`: wall time "
-            f"of each command in a fresh process, {repeat} runs after one warm-up run.",
+            f"of each command in a fresh process, {repeat} runs after one warm-up run; "
+            "for `monitor run` also the time until it logs `run_started` (start-up proper).",
             "",
             "```",
             *lines,
@@ -127,9 +268,11 @@ def main() -> None:
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
     lines = []
-    for label, argv in cases():
-        lines.append(measure(label, argv, args.repeat).line())
-        print(lines[-1], flush=True)
+    with contextlib.ExitStack() as stack:  # stops the demo endpoint, removes its files
+        for case in cases(stack):
+            for result in measure(case, args.repeat):
+                lines.append(result.line())
+                print(lines[-1], flush=True)
     if not args.no_doc:
         write_doc(lines, args.repeat)
         print(f"updated {DOC.relative_to(ROOT)}")
