@@ -33,8 +33,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import aiohttp
 from aiohttp.http_exceptions import ContentEncodingError
@@ -42,6 +41,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from monitor import __version__
+from monitor.aio_session import SessionOwner
 from monitor.core.model import ErrorKind, Item, Response, Usage
 from monitor.core.retry import RetryPolicy, parse_retry_after
 from monitor.errors import (
@@ -219,7 +219,7 @@ class JsonPath:
 # ---------------------------------------------------------------- the shared client
 
 
-class HttpClient:
+class HttpClient(SessionOwner):
     """Owns the process's one aiohttp session; use as ``async with HttpClient() as http``.
 
     ``sleep`` and ``rng`` drive retry waits, so tests can make them instant and repeatable.
@@ -239,43 +239,18 @@ class HttpClient:
         self.sleep = sleep
         self.rng = rng if rng is not None else random.Random()
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
 
-    async def __aenter__(self) -> Self:
-        self._open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close every pooled connection; the client cannot be used afterwards."""
-        self._closed = True
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            if self._closed:
-                raise RuntimeError("HttpClient is closed")
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, limit_per_host=0, ttl_dns_cache=30
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),  # endpoints are APIs, not browsers
-                auto_decompress=True,
-                trust_env=False,
-                raise_for_status=False,
-            )
-        return self._session
+    def _new_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, limit_per_host=0, ttl_dns_cache=30
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # endpoints are APIs, not browsers
+            auto_decompress=True,
+            trust_env=False,
+            raise_for_status=False,
+        )
 
     async def post_json(
         self,
@@ -295,7 +270,7 @@ class HttpClient:
         Reads at most ``max_bytes + 1`` bytes of the body; a larger body is abandoned
         (the connection is closed, not drained).
         """
-        session = self._session if self._session is not None else self._open()
+        session = self._session if self._session is not None else self.session()
         try:
             async with session.post(
                 url,

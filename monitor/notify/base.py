@@ -25,12 +25,12 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import aiohttp
 
 from monitor import __version__
+from monitor.aio_session import SessionOwner
 from monitor.core.alerts import Action, Alert
 from monitor.core.retry import RetryPolicy, parse_retry_after
 from monitor.errors import NotifyError
@@ -87,7 +87,7 @@ class Channel(Protocol):
         ...
 
 
-class Notifier:
+class Notifier(SessionOwner):
     """Owns the aiohttp session used for notifications and the retry loop.
 
     Use it as an async context manager (or call `aclose`). `sleep` and `rng` are
@@ -106,39 +106,14 @@ class Notifier:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.sleep = sleep
         self.rng = rng if rng is not None else random.Random()
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
 
-    async def __aenter__(self) -> Self:
-        self._open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the session; the notifier cannot be used afterwards."""
-        self._closed = True
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            if self._closed:
-                raise RuntimeError("Notifier is closed")
-            self._session = aiohttp.ClientSession(
-                cookie_jar=aiohttp.DummyCookieJar(),
-                trust_env=False,
-                raise_for_status=False,
-                headers={"User-Agent": USER_AGENT},
-            )
-        return self._session
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            raise_for_status=False,
+            headers={"User-Agent": USER_AGENT},
+        )
 
     async def post_json(
         self,
@@ -180,7 +155,7 @@ class Notifier:
 
         Raises NotifyError(permanent=True) for failures that retrying cannot fix.
         """
-        session = self._open()
+        session = self.session()
         try:
             async with session.post(
                 url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
