@@ -280,11 +280,16 @@ class ScheduleSettings(_Model):
 
 
 class DriftConfig(_Model):
-    baseline: str = "rolling:5"
-    alpha: float = Field(default=0.01, gt=0, lt=1)
+    baseline: str = "rolling:20"
+    # Verdicts start once this many baseline runs exist (default: min(K, 5)); the
+    # rolling window then grows to K, which sharpens every per-item estimate.
+    min_baseline_runs: int | None = Field(default=None, ge=1, le=999)
+    alpha: float = Field(default=0.001, gt=0, lt=1)
     min_effect: float = Field(default=0.01, ge=0, le=1)
     sequential: Literal["cusum", "none"] = "cusum"
-    arl0: float = Field(default=1000.0, gt=1)
+    arl0: float = Field(default=2000.0, gt=1)
+    # `alpha` bounds false alarms over this many runs; 1 makes it a per-run level (CI gates)
+    horizon_runs: int = Field(default=30, ge=1, le=100_000)
 
     @field_validator("baseline")
     @classmethod
@@ -293,9 +298,25 @@ class DriftConfig(_Model):
             raise ValueError(f"invalid baseline {value!r} (expected rolling:K or pinned)")
         return value
 
+    @model_validator(mode="after")
+    def _min_runs_within_window(self) -> DriftConfig:
+        k = self.rolling_window
+        if self.min_baseline_runs is not None and k is not None and self.min_baseline_runs > k:
+            raise ValueError(
+                f"min_baseline_runs ({self.min_baseline_runs}) exceeds the rolling window "
+                f"({self.baseline})"
+            )
+        return self
+
     @property
     def rolling_window(self) -> int | None:
         return int(self.baseline.split(":")[1]) if self.baseline.startswith("rolling:") else None
+
+    @property
+    def required_runs(self) -> int:
+        """Baseline runs needed before a rolling baseline gives verdicts."""
+        k = self.rolling_window or 1
+        return self.min_baseline_runs if self.min_baseline_runs is not None else min(k, 5)
 
 
 class MonitorSettings(_Model):

@@ -91,7 +91,12 @@ def drift_settings(mon: MonitorSettings) -> DriftSettings:
 
     d = mon.drift
     return DriftSettings(
-        alpha=d.alpha, min_effect=d.min_effect, sequential=d.sequential, arl0=d.arl0
+        alpha=d.alpha,
+        min_effect=d.min_effect,
+        sequential=d.sequential,
+        arl0=d.arl0,
+        horizon_runs=d.horizon_runs,
+        warn_alpha=max(d.alpha, 0.05),  # warn at 5% unless alpha itself is looser
     )
 
 
@@ -142,7 +147,7 @@ class StoreJudge:
                 f"rolling:{k} from pin (runs {','.join(map(str, ids))})",
             )
         listed = ",".join(map(str, rolling)) or "none yet"
-        return rolling, k, f"rolling:{k} (runs {listed})"
+        return rolling, mon.drift.required_runs, f"rolling:{k} (runs {listed})"
 
     def judge_sync(self, run: Run, scores: Mapping[str, Mapping[str, float]]) -> list[Verdict]:
         """Evaluate every scorer and drift signal of `run`; store and return the verdicts."""

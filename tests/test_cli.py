@@ -22,7 +22,8 @@ benchmarks:
   - {{name: intents, data: items.jsonl, prompt: {prompt}, reference: label,
       scorers: [exact_match, {{regex: {{pattern: "^(refund|billing|other)$", name: valid}}}}]}}
 monitors:
-  - {{name: gate, benchmark: intents, endpoints: [sim], drift: {{baseline: "rolling:2"}}}}
+  - {{name: gate, benchmark: intents, endpoints: [sim],
+      drift: {{baseline: "rolling:2", horizon_runs: 1, alpha: 0.01}}}}
 """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,25 @@ class TestErrors:
         lines = error_of(text).splitlines()
         assert lines[0].startswith("monitor.yaml:29: monitors[0].schedule.cron: invalid cron")
         assert lines[1].startswith("monitor.yaml:30: monitors[0].drift.baseline: invalid baseline")
+
+    def test_min_baseline_runs_beyond_window(self) -> None:
+        """Requiring more baseline runs than the window holds is an error naming both."""
+        text = GOOD.replace(
+            'baseline: "rolling:5",', 'baseline: "rolling:5", min_baseline_runs: 8,'
+        )
+        assert error_of(text) == (
+            "monitor.yaml:30: monitors[0].drift: min_baseline_runs (8) exceeds the rolling "
+            "window (rolling:5)"
+        )
+
+    def test_rolling_window_defaults(self) -> None:
+        """Without `drift:` a monitor judges over up to 20 runs, from 5 runs on."""
+        text = re.sub(r"    drift: \{.*\}\n", "", GOOD)
+        drift = (
+            parse_settings(text, source="monitor.yaml", environ=ENV).monitor("intents-prod").drift
+        )
+        assert (drift.baseline, drift.rolling_window, drift.required_runs) == ("rolling:20", 20, 5)
+        assert drift.model_copy(update={"baseline": "rolling:3"}).required_runs == 3
 
     def test_wrong_type(self) -> None:
         """A string where a number belongs names the field."""

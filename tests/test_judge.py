@@ -18,12 +18,13 @@ N = 300
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
 
-def settings(baseline: str = "rolling:3") -> Settings:
+def settings(baseline: str = "rolling:3", drift: str | None = None) -> Settings:
+    drift = drift if drift is not None else f'{{baseline: "{baseline}"}}'
     return parse_settings(
         f"""
 endpoints: [{{name: ep, type: openai-chat, url: "http://127.0.0.1:1/v1", model: m}}]
 benchmarks: [{{name: b, data: x.jsonl, reference: label, scorers: [exact_match]}}]
-monitors: [{{name: mon, benchmark: b, endpoints: [ep], drift: {{baseline: "{baseline}"}}}}]
+monitors: [{{name: mon, benchmark: b, endpoints: [ep], drift: {drift}}}]
 """
     )
 
@@ -72,6 +73,26 @@ class TestRolling:
         model, cfg = Model(), settings()
         verdicts = [(await run_once(store, model, cfg))[1] for _ in range(5)]
         assert verdicts == ["no_baseline"] * 3 + ["ok", "ok"]
+
+    async def test_default_window_starts_at_five_runs_and_grows_to_twenty(
+        self, store: SqlStore
+    ) -> None:
+        """`rolling:20` (the default) judges from the 6th run on, over up to 20 runs."""
+        model, cfg = Model(), settings(drift="{}")
+        assert cfg.monitor("mon").drift.baseline == "rolling:20"
+        runs = [await run_once(store, model, cfg) for _ in range(23)]
+        assert [verdict for _, verdict in runs] == ["no_baseline"] * 5 + ["ok"] * 18
+        last = runs[-1][0]
+        (main,) = [v for v in store.run_verdicts([last])[last] if v.scorer == "exact_match"]
+        window = [run_id for run_id, _ in runs[2:22]]  # the 20 runs before the last
+        assert main.baseline == f"rolling:20 (runs {','.join(map(str, window))})"
+
+    async def test_min_baseline_runs_is_configurable(self, store: SqlStore) -> None:
+        """`min_baseline_runs` sets how many runs the window needs before verdicts."""
+        model = Model()
+        cfg = settings(drift='{baseline: "rolling:10", min_baseline_runs: 2}')
+        verdicts = [(await run_once(store, model, cfg))[1] for _ in range(3)]
+        assert verdicts == ["no_baseline"] * 2 + ["ok"]
 
     async def test_regression_detected_and_kept_out_of_baseline(self, store: SqlStore) -> None:
         """Breaking 3% of stable items is regressed, and the drop stays detected next run."""

@@ -274,7 +274,7 @@ class TestDecide:
 
     def test_horizon_one_is_classical(self) -> None:
         """With horizon_runs = 1 the adjustment is plain BH."""
-        s = DriftSettings(horizon_runs=1)
+        s = DriftSettings(alpha=0.01, horizon_runs=1)
         (v,) = decide([make_eval(0.004, -0.05)], s, degraded=False)
         assert v.p_adjusted == pytest.approx(0.004)
         assert v.verdict is VerdictKind.REGRESSED

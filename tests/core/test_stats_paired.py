@@ -276,6 +276,51 @@ class TestPairedBinaryTest:
         recent = next(c for c in aside.components if c.component == "recent_failures")
         assert recent.statistic >= 12
 
+    @staticmethod
+    def shocked_runs(rng: np.random.Generator, p: FloatArray, k: int, sd: float) -> FloatArray:
+        """Runs whose items share a day-level shock: each run shifts every logit by N(0, sd)."""
+        logit = np.log(p / (1 - p))
+        shock = rng.normal(0.0, sd, (k, 1))
+        return (rng.random((k, p.size)) < 1 / (1 + np.exp(-(logit + shock)))).astype(float)
+
+    def test_day_level_shocks_widen_the_null(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Runs sharing shocks: the observed spread takes over and keeps the test calibrated.
+
+        Shocks of 0.5 on the logit scale move the flaky items of a run together and
+        multiply the run-to-run variance of totals several times. Without the guard
+        (its confidence pushed to ~1, the lower bound to ~0) the model's
+        independent-items variance is too small and the test fires several times
+        too often.
+        """
+        from monitor.core.stats import paired  # noqa: PLC0415 - monkeypatched below
+
+        def false_alarms() -> tuple[float, float]:
+            rng = np.random.default_rng(12)
+            small, observed = 0, 0
+            for _ in range(150):
+                p = np.clip(benchmark_probs(rng, 600), 1e-4, 1 - 1e-4)
+                runs = self.shocked_runs(rng, p, 11, sd=0.5)
+                res = paired_binary_test(runs[:10], runs[10], set_aside_alpha=0.0)
+                small += res.p_value <= 0.05
+                observed += res.variance_source == "observed"
+            return small / 150, observed / 150
+
+        guarded, used = false_alarms()
+        monkeypatch.setattr(paired, "SPREAD_GUARD_LEVEL", 1 - 1e-12)
+        unguarded, _ = false_alarms()
+        assert guarded <= 0.08
+        assert used > 0.5
+        assert unguarded > 2 * guarded
+
+    def test_spread_guard_quiet_without_shocks(self) -> None:
+        """Independent runs: the guard's lower bound rarely beats the model variance."""
+        rng = np.random.default_rng(13)
+        used = 0
+        for _ in range(100):
+            runs = runs_from(rng, benchmark_probs(rng, 600), 11)
+            used += paired_binary_test(runs[:10], runs[10]).variance_source == "observed"
+        assert used / 100 < 0.3
+
     def test_small_variance_uses_exact_null(self) -> None:
         """A nearly deterministic benchmark gets the exact Poisson-binomial, not the normal."""
         rng = np.random.default_rng(7)

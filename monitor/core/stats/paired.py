@@ -20,11 +20,13 @@ Binary scores (pass/fail per item)
     Poisson-binomial with variance sum p_i (1 - p_i) (item variances from
     the prior), widened by the reference mean's own noise (1 + 1/n_i). The
     model variance is compared with the observed spread of the reference run
-    totals and the larger is used, because real runs share day-level shocks
-    (an endpoint glitch failing many items at once) that an independent-
-    items model cannot see. Normal approximation with continuity correction
-    when the variance is at least `EXACT_BELOW_VARIANCE`, otherwise the exact
-    posterior-predictive Poisson-binomial.
+    totals (its 80% lower confidence bound: with few runs the sample variance
+    overshoots by chance ~40% of the time) and the larger is used, because
+    real runs share day-level shocks (an endpoint glitch failing many items
+    at once) that an independent-items model cannot see. Normal
+    approximation with continuity correction when the variance is at least
+    `EXACT_BELOW_VARIANCE`, otherwise the exact posterior-predictive
+    Poisson-binomial.
   - stable items: how many items that passed every baseline run fail now.
     Its null (each such item fails with its posterior chance after n straight
     passes, about 1-2% on typical benchmarks) is small and tight, so a handful
@@ -99,13 +101,15 @@ PRIOR_BOUNDS = (1e-3, 1e4)
 #: matters with a handful of items or no variation, where the likelihood is flat.
 HYPERPRIOR_SD = 3.0
 #: Share of the run's test level given to the total (the rest goes to the item counts).
-TOTAL_WEIGHT = 0.5
+TOTAL_WEIGHT = 0.75
 #: Share of the item counts' level kept by the stable-items count when runs are set
 #: aside; the rest goes to the recent-failures count, where a regression that slipped
 #: into the baseline shows.
 STABLE_SHARE_SET_ASIDE = 0.1
 #: One-sided level of the upper bound on the observed single-failure count (tail check).
 TAIL_CHECK_LEVEL = 0.75
+#: Confidence level of the lower bound on the observed spread of reference totals.
+SPREAD_GUARD_LEVEL = 0.8
 #: How much smaller the screening p-value must get to set aside one more baseline run.
 SET_ASIDE_PREFERENCE = 10.0
 
@@ -523,13 +527,26 @@ def _total_component(
     n_sel = int(sel.sum())
     diff = float(now_pass.sum() - (ref_k / ref_n).sum())
     # Var(current total - reference mean) = sum v_i (1 + 1/n_i), v_i the item's Bernoulli variance
-    var_model = float((prior.item_variance(ref_k, ref_n) * (1.0 + 1.0 / ref_n)).sum())
-    var_obs = 0.0
+    item_var = prior.item_variance(ref_k, ref_n)
+    # Items that passed (or failed) every reference run get the prior's tail, calibrated on
+    # the reference as the stable-items null is: with few runs, flaky items hide among them.
     complete = seen[:ref, sel].all(axis=0)
+    for ends, k_of, tail_prior in (
+        (ref_k == ref_n, ref_k, prior),
+        (ref_k == 0, ref_n - ref_k, BetaPrior(prior.b, prior.a)),
+    ):
+        if ref >= 2 and ends.any():
+            factor = _tail_check_factor(tail_prior, k_of[complete].astype(np.int64), ref)
+            item_var = np.where(ends & (ref_n >= 2), np.minimum(item_var * factor, 0.25), item_var)
+    var_model = float((item_var * (1.0 + 1.0 / ref_n)).sum())
+    var_obs = 0.0
     n_complete = int(complete.sum())
     if ref >= 2 and n_complete >= MIN_ITEMS:
         totals = passed[:ref, sel][:, complete].sum(axis=1).astype(float)
-        var_obs = float(totals.var(ddof=1)) * (n_sel / n_complete) * (1.0 + 1.0 / ref)
+        # a lower confidence bound: with ref - 1 degrees of freedom the sample variance
+        # exceeds the true one ~40% of the time by chance alone
+        lcb = (ref - 1) / float(stats.chi2.ppf(SPREAD_GUARD_LEVEL, ref - 1))
+        var_obs = float(totals.var(ddof=1)) * lcb * (n_sel / n_complete) * (1.0 + 1.0 / ref)
     source: Literal["model", "observed"] = "observed" if var_obs > var_model else "model"
     sd = math.sqrt(max(var_model, var_obs, 1e-12))
     method: Literal["normal", "exact"]
