@@ -14,8 +14,11 @@ run) and lasts:
   pass probability, floored at 0, so the expected score drops by exactly d
   points).
 
-Every rule is run the way the product runs: with a rolling:5 baseline of
-the last five runs it did not flag (runs judged regressed stay out of it).
+Every rule is run the way the product runs by default: a rolling baseline of
+the last runs it did not flag (runs judged regressed stay out of it), at
+least 5 runs and at most 20 (`baseline: rolling:20`, `min_baseline_runs: 5`):
+the 5 baseline runs at first, up to 15 at the change. One more engine row
+keeps the window at 5 runs (`baseline: rolling:5`).
 The engine is the full policy of monitor.core.policy (evaluate_arrays +
 decide, one scorer per cycle, Benjamini-Hochberg over the cycle, min_effect
 = 0.01, CUSUM). Naive rules look at run scores only:
@@ -59,7 +62,8 @@ from monitor.core.model import VerdictKind
 from monitor.core.policy import DriftSettings, decide, evaluate_arrays
 
 N_ITEMS = 1000
-K = 5
+K = 5  # baseline runs before monitoring starts (= min_baseline_runs)
+WINDOW = 20  # the rolling window's longest length (the product default rolling:20)
 RUNS = 30
 CHANGE = 10
 SIZES = (0.5, 1.0, 2.0, 5.0)
@@ -126,19 +130,26 @@ def simulate(sc: Scenario, seed: np.random.SeedSequence) -> tuple[BoolArray, Boo
     return base, rng.random((RUNS, N_ITEMS)) < probs
 
 
-def engine_alarms(base: BoolArray, runs: BoolArray, settings: DriftSettings) -> BoolArray:
+@dataclass(frozen=True)
+class Engine:
+    settings: DriftSettings
+    window: int = WINDOW
+
+
+def engine_alarms(base: BoolArray, runs: BoolArray, engine: Engine) -> BoolArray:
     """The product's policy on one repetition: regressed verdict per monitoring run."""
     history = [row.astype(float) for row in base]
+    settings = engine.settings
     state = 0.0
     alarms = np.zeros(RUNS, dtype=bool)
     for t in range(RUNS):
         ev = evaluate_arrays(
             "score",
-            np.array(history[-K:]),
+            np.array(history[-engine.window :]),
             runs[t].astype(float),
             binary=True,
             settings=settings,
-            baseline_description="rolling:5",
+            baseline_description=f"rolling:{engine.window}",
             required_runs=K,
             cusum_state=state,
         )
@@ -151,13 +162,13 @@ def engine_alarms(base: BoolArray, runs: BoolArray, settings: DriftSettings) -> 
 
 
 def _engine_task(
-    args: tuple[Scenario, list[np.random.SeedSequence], DriftSettings],
+    args: tuple[Scenario, list[np.random.SeedSequence], Engine],
 ) -> tuple[BoolArray, FloatArray, FloatArray]:
-    sc, seeds, settings = args
+    sc, seeds, engine = args
     alarms, base_scores, run_scores = [], [], []
     for seed in seeds:
         base, runs = simulate(sc, seed)
-        alarms.append(engine_alarms(base, runs, settings))
+        alarms.append(engine_alarms(base, runs, engine))
         base_scores.append(base.mean(axis=1))
         run_scores.append(runs.mean(axis=1))
     return np.array(alarms), np.array(base_scores), np.array(run_scores)
@@ -168,25 +179,31 @@ def _engine_task(
 Rule = Callable[[FloatArray, FloatArray, float], BoolArray]  # (baselines, scores, threshold)
 
 
+# Baselines are (reps, WINDOW) arrays of run scores, oldest first, NaN where the window
+# is not full yet.
+
+
 def rule_sd(b: FloatArray, s: FloatArray, c: float) -> BoolArray:
-    return np.asarray(s < b.mean(axis=1) - c * b.std(axis=1, ddof=1))
+    return np.asarray(s < np.nanmean(b, axis=1) - c * np.nanstd(b, axis=1, ddof=1))
 
 
 def rule_drop(b: FloatArray, s: FloatArray, d: float) -> BoolArray:
-    return np.asarray(b.mean(axis=1) - s > d / 100.0)
+    return np.asarray(np.nanmean(b, axis=1) - s > d / 100.0)
 
 
 def rule_ztest(b: FloatArray, s: FloatArray, z: float) -> BoolArray:
-    pb = b.mean(axis=1)
-    pooled = (pb * K + s) / (K + 1)
-    se = np.sqrt(np.maximum(pooled * (1 - pooled), 1e-12) * (1 / N_ITEMS + 1 / (K * N_ITEMS)))
+    pb = np.nanmean(b, axis=1)
+    k = (~np.isnan(b)).sum(axis=1)
+    pooled = (pb * k + s) / (k + 1)
+    se = np.sqrt(np.maximum(pooled * (1 - pooled), 1e-12) * (1 / N_ITEMS + 1 / (k * N_ITEMS)))
     return np.asarray((s - pb) / se < -z)
 
 
 def naive_alarms(rule: Rule, threshold: float, base: FloatArray, runs: FloatArray) -> BoolArray:
     """Vectorized over repetitions: each rule keeps its own rolling baseline of unflagged runs."""
     reps = base.shape[0]
-    window = base.copy()  # (reps, K), oldest first
+    window = np.full((reps, WINDOW), np.nan)
+    window[:, -K:] = base  # oldest first
     alarms = np.zeros((reps, RUNS), dtype=bool)
     for t in range(RUNS):
         hit = rule(window, runs[:, t], threshold)
@@ -261,7 +278,7 @@ class Results:
     null_reps: int
 
 
-def run(reps: int, null_reps: int, workers: int, configs: dict[str, DriftSettings]) -> Results:
+def run(reps: int, null_reps: int, workers: int, configs: dict[str, Engine]) -> Results:
     t0 = time.perf_counter()
     root = np.random.SeedSequence(SEED)
     scenarios = [Scenario("none", 0.0)] + [Scenario(v, s) for v in VARIANTS for s in SIZES]
@@ -323,11 +340,12 @@ def run(reps: int, null_reps: int, workers: int, configs: dict[str, DriftSetting
     )
 
 
-def render(res: Results, configs: dict[str, DriftSettings]) -> str:
+def render(res: Results, configs: dict[str, Engine]) -> str:
     headline = next(iter(configs))
     lines = [
         f"Seed {SEED}; {res.null_reps} repetitions without a change, {res.reps} per changed "
-        f"cell; {N_ITEMS} items, rolling:{K} baseline, {RUNS} monitoring runs, change at run "
+        f"cell; {N_ITEMS} items, {K} baseline runs, rolling window of at most {WINDOW} "
+        f"runs unless stated, {RUNS} monitoring runs, change at run "
         f"{CHANGE + 1}. Cells: power within 1 run / within 3 runs / median delay (runs). "
         f"Runtime {res.elapsed:.0f} s.",
         "",
@@ -370,12 +388,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--null-reps", type=int, default=1000, help="repetitions without a change")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-write", action="store_true", help="print only; leave the docs alone")
+    ap.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        help="extra engine row, e.g. alpha=0.005,arl0=3000,window=20 (repeatable)",
+    )
+    ap.add_argument("--only-extra", action="store_true", help="only the --engine rows")
     args = ap.parse_args(argv)
     configs = {
-        # headline: the false-alarm budget spent mostly on the CUSUM (see docs/statistics.md)
-        "engine, alpha 0.001, ARL0 2000": DriftSettings(min_effect=0.01, alpha=0.001, arl0=2000.0),
-        "engine, defaults (alpha 0.01, ARL0 1000)": DriftSettings(min_effect=0.01),
+        "engine, defaults": Engine(DriftSettings()),
+        "engine, defaults, rolling:5": Engine(DriftSettings(), window=K),
     }
+    for spec in args.engine:  # extra rows: alpha=..,arl0=..,window=..
+        opts = dict(kv.split("=") for kv in spec.split(","))
+        window = int(opts.pop("window", WINDOW))
+        settings = DriftSettings(**{k: float(v) for k, v in opts.items()})
+        configs[f"engine, {spec}"] = Engine(settings, window)
+    if args.only_extra:
+        configs = {k: v for k, v in configs.items() if k.removeprefix("engine, ") in args.engine}
     res = run(args.reps, args.null_reps, args.workers, configs)
     table = render(res, configs)
     print(table)
