@@ -1,7 +1,5 @@
 """`python -m monitor` is the `monitor` command."""
 
-import sys
+from monitor.cli import console
 
-from monitor.cli import main
-
-sys.exit(main())
+console()
