@@ -227,7 +227,8 @@ class Runner:
         self._retry = store_retry or StoreRetry()
         self._unrecorded: dict[int, Callable[[], Run]] = {}
         self.active: set[int] = set()  # ids of runs executing in this process
-        self._saved_versions: set[tuple[str, str]] = set()
+        # benchmark version -> its (possibly still running) save; shared by concurrent runs
+        self._saving: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._log = get_logger("runner")
 
     async def run(
@@ -265,28 +266,29 @@ class Runner:
         finally:
             self.active.discard(run.id)
 
-    def _save_benchmark(self, bench: Benchmark) -> asyncio.Future[None] | None:
+    def _save_benchmark(self, bench: Benchmark) -> asyncio.Future[None]:
         """Store a new benchmark version while the run's requests are in flight.
 
         The first run of a version would otherwise wait for thousands of item rows
-        (~20 us each) before sending its first request; the run awaits this before it
-        finishes, so a finished run always has its benchmark version stored.
+        (~12 us each) before sending its first request. Every run of the version awaits
+        the same save before it finishes, so a finished run always has its benchmark
+        version stored; a failed save is forgotten, and the next run tries again.
         """
         key = (bench.name, bench.version)
-        if key in self._saved_versions:
-            return None
-        self._saved_versions.add(key)
-        saving = asyncio.ensure_future(
-            self._retry.call(
-                "store the benchmark", self._store.save_benchmark, bench, self._clock()
+        saving = self._saving.get(key)
+        if saving is None:
+            saving = asyncio.ensure_future(
+                self._retry.call(
+                    "store the benchmark", self._store.save_benchmark, bench, self._clock()
+                )
             )
-        )
+            self._saving[key] = saving
 
-        def forget_on_failure(done: asyncio.Future[None]) -> None:
-            if done.cancelled() or done.exception() is not None:
-                self._saved_versions.discard(key)  # the next run tries again
+            def forget_on_failure(done: asyncio.Future[None]) -> None:
+                if done.cancelled() or done.exception() is not None:
+                    self._saving.pop(key, None)
 
-        saving.add_done_callback(forget_on_failure)
+            saving.add_done_callback(forget_on_failure)
         return saving
 
     async def _complete(
@@ -376,14 +378,11 @@ class Runner:
         try:
             await asyncio.gather(*workers)
             await writer.close()
-            if saving is not None:
-                await saving
+            await asyncio.shield(saving)  # shared: an aborted run must not cancel it
         except BaseException:
             for w in workers:
                 w.cancel()
             writer.cancel()
-            if saving is not None:
-                saving.cancel()
             raise
 
     async def _finish(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -32,7 +33,12 @@ class MemoryStore:
     """An in-memory RunStore that records every call."""
 
     def __init__(
-        self, *, fail_writes: bool = False, fail_times: int = 0, fail_benchmark: int = 0
+        self,
+        *,
+        fail_writes: bool = False,
+        fail_times: int = 0,
+        fail_benchmark: int = 0,
+        slow_benchmark: float = 0.0,
     ) -> None:
         self.runs: dict[int, Run] = {}
         self.batches: list[list[ItemResult]] = []
@@ -41,12 +47,14 @@ class MemoryStore:
         self.fail_writes = fail_writes
         self.fail_times = fail_times
         self.fail_benchmark = fail_benchmark
+        self.slow_benchmark = slow_benchmark
         self.calls: list[str] = []
 
     def save_benchmark(self, bench: Benchmark, now: datetime) -> None:
         if self.fail_benchmark:
             self.fail_benchmark -= 1
             raise StorageError("could not store item 'i3' of benchmark 'b': bad value")
+        time.sleep(self.slow_benchmark)  # runs in a worker thread, like the real store
         self.calls.append("save_benchmark")
         self.benchmarks.append(bench.version)
 
@@ -183,6 +191,18 @@ class TestRunner:
             outcome = await runner.run(request(ScriptedEndpoint(answers), 30))
             assert outcome.run.status is RunStatus.SUCCEEDED
         assert store.benchmarks == ["v1"]
+        assert store.calls == ["save_benchmark", "finish_run", "finish_run"]
+
+    async def test_concurrent_runs_of_a_new_version_wait_for_its_save(self) -> None:
+        """Two endpoints' first runs share one save and neither finishes before it."""
+        store = MemoryStore(slow_benchmark=0.3)
+        runner = Runner(store)
+        answers = {f"i{k}": "yes" for k in range(5)}
+        outcomes = await asyncio.gather(
+            runner.run(request(ScriptedEndpoint(answers), 5)),
+            runner.run(request(ScriptedEndpoint(answers), 5)),
+        )
+        assert [o.run.status for o in outcomes] == [RunStatus.SUCCEEDED] * 2
         assert store.calls == ["save_benchmark", "finish_run", "finish_run"]
 
     async def test_benchmark_that_cannot_be_stored_fails_the_run_and_is_retried(self) -> None:
