@@ -284,10 +284,10 @@ class DriftConfig(_Model):
     # Verdicts start once this many baseline runs exist (default: min(K, 5)); the
     # rolling window then grows to K, which sharpens every per-item estimate.
     min_baseline_runs: int | None = Field(default=None, ge=1, le=999)
-    alpha: float = Field(default=0.001, gt=0, lt=1)
+    alpha: float = Field(default=0.005, gt=0, lt=1)
     min_effect: float = Field(default=0.01, ge=0, le=1)
     sequential: Literal["cusum", "none"] = "cusum"
-    arl0: float = Field(default=2000.0, gt=1)
+    arl0: float = Field(default=10000.0, gt=1)
     # `alpha` bounds false alarms over this many runs; 1 makes it a per-run level (CI gates)
     horizon_runs: int = Field(default=30, ge=1, le=100_000)
 

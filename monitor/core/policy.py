@@ -96,10 +96,10 @@ TEST_DISTRIBUTION = "ks+anderson_darling"
 class DriftSettings:
     """Thresholds of the decision policy (one monitor's `drift:` block plus expert knobs)."""
 
-    alpha: float = 0.001  # false-alarm budget per `horizon_runs` runs (BH level of a cycle)
+    alpha: float = 0.005  # false-alarm budget per `horizon_runs` runs (BH level of a cycle)
     min_effect: float = 0.01  # smallest drop (score units) worth `regressed` from one run
     sequential: Literal["cusum", "none"] = "cusum"
-    arl0: float = 2000.0  # CUSUM in-control average run length, in runs
+    arl0: float = 10000.0  # CUSUM in-control average run length, in runs
     warn_alpha: float = 0.05
     horizon_runs: int = 30  # runs over which `alpha` bounds false alarms of the per-run test
     cusum_k: float = 1.0  # CUSUM reference value, in standard deviations

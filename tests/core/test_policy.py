@@ -105,7 +105,7 @@ class TestDriftSettings:
 
     def test_threshold_grows_with_arl0(self) -> None:
         """A longer target ARL0 gives a higher CUSUM threshold."""
-        assert DriftSettings(arl0=5000).cusum_threshold > DriftSettings().cusum_threshold > 0
+        assert DriftSettings(arl0=20000).cusum_threshold > DriftSettings().cusum_threshold > 0
 
 
 class TestEvaluateScorer:

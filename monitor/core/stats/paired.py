@@ -70,6 +70,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special, stats
 
+from monitor.core.stats.crossfit import weighted_total
+
 __all__ = [
     "BetaPrior",
     "ComponentTest",
@@ -328,18 +330,23 @@ def fit_beta_prior(passes: npt.ArrayLike, trials: npt.ArrayLike) -> BetaPrior:
 class ComponentTest:
     """One component of the K-run paired test."""
 
-    component: Literal["total", "stable_items", "recent_failures"]
+    component: Literal["total", "weighted_total", "stable_items", "recent_failures"]
     n_items: int  # items the component looks at
     statistic: float  # z of the total; count of failing items for the other two
     expected: float  # null mean of the count (0 for the total's z)
     p_value: float  # one-sided, for a drop
-    method: Literal["normal", "exact", "poisson_binomial"]
+    method: Literal["normal", "exact", "poisson_binomial", "skew_corrected"]
     weight: float  # share of the run's test level (weighted Bonferroni)
 
     def describe(self) -> str:
         """A short human-readable account of this component's evidence."""
         if self.component == "total":
             return f"run total: z={self.statistic:.2f}, p={self.p_value:.3g} ({self.method})"
+        if self.component == "weighted_total":
+            return (
+                f"run total, {self.n_items} items weighted by how much they vary: "
+                f"z={self.statistic:.2f}, p={self.p_value:.3g}"
+            )
         what = (
             "items that passed every baseline run and fail now"
             if self.component == "stable_items"
@@ -567,6 +574,49 @@ def _total_component(
     return _Total(test, p_improve, diff, sd, source)
 
 
+def _weighted_component(
+    passed: BoolArray, seen: BoolArray, sel: BoolArray, ref: int
+) -> _Total | None:
+    """The run total with items weighted by how much they vary (`crossfit`), if it applies.
+
+    It replaces the plain total when enough varying items carry weight for a
+    normal approximation (null variance >= `EXACT_BELOW_VARIANCE`); below
+    that the plain total's exact Poisson-binomial is the better test. The
+    observed-spread guard is the plain total's, on the weighted reference totals.
+    """
+    k_runs = passed.shape[0] - 1
+    ref_pass, ref_seen = passed[:ref, sel], seen[:ref, sel]
+    wt = weighted_total(ref_pass, ref_seen, passed[k_runs, sel])
+    if wt is None or wt.variance < EXACT_BELOW_VARIANCE:
+        return None
+    var_obs = 0.0
+    complete = ref_seen.all(axis=0)
+    w_complete = wt.weights[complete]
+    if ref >= 2 and int(complete.sum()) >= MIN_ITEMS and (w_complete > 0).any():
+        totals = ref_pass[:, complete].astype(float) @ w_complete
+        lcb = (ref - 1) / float(stats.chi2.ppf(SPREAD_GUARD_LEVEL, ref - 1))
+        share = float((wt.weights**2).sum() / (w_complete**2).sum())
+        var_obs = float(totals.var(ddof=1)) * lcb * share * (1.0 + 1.0 / ref)
+    if var_obs > wt.variance:
+        sd = math.sqrt(var_obs)
+        p_drop = _normal_p(wt.statistic, sd)
+        p_rise = _clip_p(1.0 - _normal_p(wt.statistic, sd))
+        source: Literal["model", "observed"] = "observed"
+    else:
+        sd, p_drop, p_rise, source = math.sqrt(wt.variance), wt.p_drop, wt.p_rise, "model"
+    n_weighted = int((wt.weights > 0).sum())
+    test = ComponentTest(
+        "weighted_total",
+        n_weighted,
+        wt.statistic / sd,
+        0.0,
+        _clip_p(p_drop),
+        "skew_corrected" if source == "model" else "normal",
+        TOTAL_WEIGHT,
+    )
+    return _Total(test, _clip_p(p_rise), wt.statistic, sd, source)
+
+
 def _stable_component(
     prior: BetaPrior, passed: BoolArray, seen: BoolArray, sel: BoolArray, weight: float
 ) -> ComponentTest:
@@ -656,11 +706,13 @@ def paired_binary_test(
         raise InsufficientDataError(f"only {n_sel} item(s) in common with the reference runs")
 
     total = _total_component(prior, passed, seen, sel, ref)
+    # the test of the total: weighted by how much items vary when it applies
+    drop = _weighted_component(passed, seen, sel, ref) or total
     counts_weight = 1.0 - TOTAL_WEIGHT
     components: tuple[ComponentTest, ...]
     if set_aside:
         components = (
-            total.test,
+            drop.test,
             _stable_component(prior, passed, seen, sel, counts_weight * STABLE_SHARE_SET_ASIDE),
             _recent_component(
                 prior,
@@ -672,7 +724,7 @@ def paired_binary_test(
             ),
         )
     else:
-        components = (total.test, _stable_component(prior, passed, seen, sel, counts_weight))
+        components = (drop.test, _stable_component(prior, passed, seen, sel, counts_weight))
     # weighted Bonferroni: component c rejects at level weight_c * alpha
     driver = min(components, key=lambda c: c.p_value / c.weight)
     effect = total.diff / n_sel
@@ -689,13 +741,13 @@ def paired_binary_test(
         prior=prior,
         components=components,
         p_value=_clip_p(min(1.0, driver.p_value / driver.weight)),
-        p_improve=total.p_improve,
+        p_improve=drop.p_improve,
         driver=driver,
         effect=effect,
         effect_ci=(effect - half, effect + half),
         baseline_score=float((ref_k[sel] / ref_n[sel]).mean()),
         current_score=float(now_pass[sel].mean()),
-        variance_source=total.source,
+        variance_source=drop.source,
         broken=tuple(int(i) for i in np.flatnonzero(always & ~now_pass)),
         fixed=tuple(int(i) for i in np.flatnonzero(never & now_pass)),
     )
