@@ -7,6 +7,8 @@ and their measured power.
 
 * `paired`: exact McNemar, the K-run Poisson-binomial + stable-items test with
   an empirical-Bayes prior, Wilcoxon signed-rank with a paired bootstrap CI.
+* `crossfit`: the run total weighted by how much items vary, cross-fitted,
+  with its null from a nonparametric (grid) prior of pass rates.
 * `drift`: KS and Anderson-Darling k-sample, chi-square with sparse cells
   merged, PSI, Jensen-Shannon and Wasserstein distances.
 * `sequential`: one-sided CUSUM with its threshold from a target ARL0.

@@ -16,6 +16,12 @@ Binary scores (pass/fail per item)
   Up to three components, combined by a weighted Bonferroni minimum (valid
   under any dependence between them):
 
+  - weighted total (`crossfit`): the run total with items weighted by how
+    much they vary in the reference runs, cross-fitted so the weights never
+    see the run they multiply. It replaces the plain total below whenever
+    enough items vary for a normal approximation: a decline spread over
+    flaky items shows ~12% more clearly in it, because stable items' chance
+    failures no longer add noise.
   - total: current run total vs the reference runs' mean. Its null is the
     Poisson-binomial with variance sum p_i (1 - p_i) (item variances from
     the prior), widened by the reference mean's own noise (1 + 1/n_i). The
