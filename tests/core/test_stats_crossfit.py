@@ -196,3 +196,20 @@ class TestInPairedTest:
         p = np.concatenate([np.full(190, 0.995), np.full(10, 0.5)])
         res = paired_binary_test(draw(rng, p, 10).astype(float), draw(rng, p, 1)[0].astype(float))
         assert res.components[0].component == "total"
+
+    def test_day_level_shocks_widen_its_null(self) -> None:
+        """Runs sharing shocks (every logit shifted by N(0, 0.5) per run): the weighted total
+        takes the observed spread of the weighted reference totals and stays near its level."""
+        rng = np.random.default_rng(8)
+        small = observed = weighted = 0
+        for _ in range(120):
+            p = np.clip(population(rng, 1000, (0.2, 0.8)), 1e-4, 1 - 1e-4)
+            logit = np.log(p / (1 - p)) + rng.normal(0.0, 0.5, (11, 1))
+            runs = (rng.random((11, p.size)) < 1 / (1 + np.exp(-logit))).astype(float)
+            res = paired_binary_test(runs[:10], runs[10], set_aside_alpha=0.0)
+            weighted += res.components[0].component == "weighted_total"
+            observed += res.variance_source == "observed"
+            small += res.components[0].p_value <= 0.05
+        assert weighted == 120
+        assert observed / 120 > 0.5
+        assert small / 120 <= 0.1
