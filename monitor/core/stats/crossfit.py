@@ -48,11 +48,11 @@ __all__ = ["GridPrior", "WeightedTotal", "fit_grid_prior", "weighted_total"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.int64]
 
 #: Support of the nonparametric prior of pass rates (0 and 1 included: most items sit there).
 GRID = np.linspace(0.0, 1.0, 101)
-#: EM iterations for the prior; it changes by < 1e-6 in total variation well before.
+#: EM iterations for the prior. Mass keeps drifting between neighbouring grid points after
+#: that, but the summed posterior variances change by < 0.2% from 200 to 2,000 iterations.
 EM_ITERATIONS = 200
 #: Weight = min(1, this x the item's posterior Bernoulli variance): full weight from p(1-p) = 1/8.
 FULL_WEIGHT_FACTOR = 8.0
