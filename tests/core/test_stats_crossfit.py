@@ -7,6 +7,9 @@ import itertools
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from scipy import special, stats
 
 from monitor.core.stats import crossfit
@@ -175,6 +178,25 @@ class TestInputs:
         assert np.isfinite(res.variance)
         assert res.variance > 0
         assert 0.0 <= res.p_drop <= 1.0
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        hnp.arrays(np.bool_, st.tuples(st.integers(1, 12), st.integers(0, 60))),
+        st.data(),
+    )
+    def test_properties(self, passed: BoolArray, data: st.DataObject) -> None:
+        """Any record, with any items missing from any runs: None, or valid numbers."""
+        seen = data.draw(hnp.arrays(np.bool_, passed.shape))
+        now = data.draw(hnp.arrays(np.bool_, passed.shape[1]))
+        res = weighted_total(passed & seen, seen, now)
+        if res is None:
+            return
+        assert res.variance >= crossfit.MIN_VARIANCE
+        assert 0.0 <= res.p_drop <= 1.0
+        assert 0.0 <= res.p_rise <= 1.0
+        assert abs(res.skewness) <= crossfit.MAX_SKEW
+        assert np.isfinite(res.statistic)
+        assert ((res.weights >= 0) & (res.weights <= 1 + 1e-12)).all()
 
     def test_nothing_varies(self) -> None:
         """Every item always passes: no weight anywhere, no test."""
