@@ -2,7 +2,9 @@
 
 * SQLite: every new connection gets ``journal_mode=WAL`` (readers never block the
   writer), ``synchronous=NORMAL`` (durable at checkpoints, safe with WAL),
-  ``foreign_keys=ON`` and ``busy_timeout=5000`` ms; ``check_same_thread=False`` because
+  ``foreign_keys=ON`` and ``busy_timeout=5000`` ms (the switch to WAL, which SQLite
+  refuses at once to connections racing for a fresh file, is retried for as long);
+  ``check_same_thread=False`` because
   the async runner calls the store from worker threads (the pool still hands one
   connection to one thread at a time). An in-memory database (``sqlite://``) uses a
   single shared connection, otherwise each connection would see its own empty
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,12 +33,15 @@ from sqlalchemy.pool import StaticPool
 
 from monitor.errors import StorageError
 
+# busy_timeout first, so the others already wait for locks; journal_mode has its own retry.
 SQLITE_PRAGMAS: tuple[str, ...] = (
+    "PRAGMA busy_timeout=5000",
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
 )
+# How long a new connection keeps retrying the switch to WAL while another one holds the lock.
+WAL_SWITCH_SECONDS = 5.0
 
 _POSTGRES_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg"}
 
@@ -96,11 +103,33 @@ def dump_json(value: Any) -> str:
         )
 
 
+def _execute_pragma(cursor: Any, pragma: str) -> None:
+    """Run one PRAGMA; retry the switch to WAL while another connection holds the lock.
+
+    Switching a fresh file to WAL takes an exclusive lock, and SQLite reports "database is
+    locked" at once, without the busy handler, when connections opening the same new file
+    race for it (3 replicas upgrading one fresh database: ~7 races in 100).
+    """
+    deadline = time.monotonic() + WAL_SWITCH_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute(pragma)
+        except sqlite3.OperationalError as exc:
+            retry = "journal_mode" in pragma and "locked" in str(exc)
+            if not retry or time.monotonic() + delay > deadline:
+                raise
+        else:
+            return
+        time.sleep(delay)
+        delay = min(2 * delay, 0.1)
+
+
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
+            _execute_pragma(cursor, pragma)
     finally:
         cursor.close()
 
