@@ -520,6 +520,20 @@ def _choose_set_aside(
     return best, best_p
 
 
+def _observed_variance(totals: FloatArray, share: float) -> float:
+    """The spread guard: variance of (current total - reference mean) seen in the reference.
+
+    `totals` are the reference runs' totals over the items seen in every run; `share`
+    scales them up to all compared items. The sample variance enters through its
+    `SPREAD_GUARD_LEVEL` lower confidence bound: with R - 1 degrees of freedom it exceeds
+    the true one ~40% of the time by chance alone. The factor 1 + 1/R is the reference
+    mean's own noise.
+    """
+    ref = totals.size
+    lcb = (ref - 1) / float(stats.chi2.ppf(SPREAD_GUARD_LEVEL, ref - 1))
+    return float(totals.var(ddof=1)) * lcb * share * (1.0 + 1.0 / ref)
+
+
 @dataclass(frozen=True, slots=True)
 class _Total:
     test: ComponentTest
@@ -556,10 +570,7 @@ def _total_component(
     n_complete = int(complete.sum())
     if ref >= 2 and n_complete >= MIN_ITEMS:
         totals = passed[:ref, sel][:, complete].sum(axis=1).astype(float)
-        # a lower confidence bound: with ref - 1 degrees of freedom the sample variance
-        # exceeds the true one ~40% of the time by chance alone
-        lcb = (ref - 1) / float(stats.chi2.ppf(SPREAD_GUARD_LEVEL, ref - 1))
-        var_obs = float(totals.var(ddof=1)) * lcb * (n_sel / n_complete) * (1.0 + 1.0 / ref)
+        var_obs = _observed_variance(totals, n_sel / n_complete)
     source: Literal["model", "observed"] = "observed" if var_obs > var_model else "model"
     sd = math.sqrt(max(var_model, var_obs, 1e-12))
     method: Literal["normal", "exact"]
@@ -600,9 +611,7 @@ def _weighted_component(
     w_complete = wt.weights[complete]
     if ref >= 2 and int(complete.sum()) >= MIN_ITEMS and (w_complete > 0).any():
         totals = ref_pass[:, complete].astype(float) @ w_complete
-        lcb = (ref - 1) / float(stats.chi2.ppf(SPREAD_GUARD_LEVEL, ref - 1))
-        share = float((wt.weights**2).sum() / (w_complete**2).sum())
-        var_obs = float(totals.var(ddof=1)) * lcb * share * (1.0 + 1.0 / ref)
+        var_obs = _observed_variance(totals, float((wt.weights**2).sum() / (w_complete**2).sum()))
     if var_obs > wt.variance:
         sd = math.sqrt(var_obs)
         p_drop = _normal_p(wt.statistic, sd)
