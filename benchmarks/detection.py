@@ -54,6 +54,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -403,7 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for spec in args.engine:  # extra rows: alpha=..,arl0=..,window=..
         opts = dict(kv.split("=") for kv in spec.split(","))
         window = int(opts.pop("window", WINDOW))
-        settings = DriftSettings(**{k: float(v) for k, v in opts.items()})
+        knobs: dict[str, Any] = {k: float(v) for k, v in opts.items()}  # the float knobs
+        settings = DriftSettings(**knobs)
         configs[f"engine, {spec}"] = Engine(settings, window)
     if args.only_extra:
         configs = {k: v for k, v in configs.items() if k.removeprefix("engine, ") in args.engine}

@@ -34,8 +34,8 @@ from monitor.core.model import (
 from monitor.metrics import Metrics, MonitorTarget, build_snapshot
 from monitor.storage import open_store
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _doc import update_doc
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
+from benchmarks._doc import update_doc
 
 MONITORS, ENDPOINTS, SCORERS = 50, 10, 10
 
@@ -114,7 +114,7 @@ def main() -> None:
         populate(f"sqlite:///{tmp}/m.db")
     metrics = POPULATED[0]
     daemon = SimpleNamespace(metrics_text=metrics.render, store=None, settings=None)
-    app = create_api(daemon)  # type: ignore[arg-type]
+    app = create_api(daemon)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)

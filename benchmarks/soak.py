@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _doc import update_doc
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks._doc import update_doc
 from monitor.demo.data import PROMPT, write_items
 from tests.daemon.harness import Simulator, free_port
 from tests.hardening.faults import MIX, FaultProcess

@@ -668,10 +668,7 @@ class TestSummarizeScores:
         """Wilson stays inside [0, 1] and is non-degenerate at 0%, 100% and n=1."""
         values = [1.0] * successes + [0.0] * (n - successes)
         summary = summarize_scores("acc", values, binary=True)
-        assert (summary.ci_lower, summary.ci_upper) == (
-            pytest.approx(lower, abs=1e-4),
-            pytest.approx(upper, abs=1e-4),
-        )
+        assert (summary.ci_lower, summary.ci_upper) == pytest.approx((lower, upper), abs=1e-4)
 
     @pytest.mark.parametrize("confidence", [0.8, 0.95, 0.99])
     def test_t_interval_matches_scipy(self, confidence: float) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from monitor.core.model import ErrorKind, Item
@@ -11,7 +13,7 @@ PIXELS = [0.0, 0.5, 1.0, 0.25]
 ITEM = Item(key="d1", fields={"pixels": PIXELS, "a": 1.5, "b": 2})
 
 
-def infer_reply(*outputs: dict[str, object], **extra: object) -> dict[str, object]:
+def infer_reply(*outputs: Mapping[str, object], **extra: object) -> dict[str, object]:
     return {"model_name": "digits", "outputs": list(outputs), **extra}
 
 

@@ -282,7 +282,7 @@ class FaultServer:
                     continue
                 fault = self._choose(request)
                 self.counts[fault] += 1
-                handler = self._handlers.get(fault, self._ok)
+                handler: Handler = self._handlers.get(fault, self._ok)
                 try:
                     keep = await handler(fault, request, reader, writer)
                 except _ClientGoneError:

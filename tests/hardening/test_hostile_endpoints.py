@@ -58,7 +58,7 @@ class Case:
     @property
     def deadline_s(self) -> float:
         """attempts x timeout + back-off + server-requested waits, with a generous factor."""
-        backoff = sum(BACKOFF_S * 2**i for i in range(self.attempts - 1))
+        backoff = sum(BACKOFF_S * 2.0**i for i in range(self.attempts - 1))
         per_item = self.attempts * TIMEOUT_S + backoff + self.server_wait_s
         return 1.5 * per_item + 3.0  # + store, judge and connection set-up
 

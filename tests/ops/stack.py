@@ -162,7 +162,7 @@ class Stack:
         while time.monotonic() < end:
             for proc in self.procs:
                 if proc.poll() is not None:
-                    raise AssertionError(f"{proc.args[0]} exited: {self.log()[-3000:]}")
+                    raise AssertionError(f"{proc.args!r} exited: {self.log()[-3000:]}")
             try:
                 value = predicate()
             except (OSError, ValueError, AssertionError) as err:

@@ -46,7 +46,8 @@ MACROS = {
 
 
 def load(name: str) -> Json:
-    return json.loads((DASHBOARDS / name).read_text(encoding="utf-8"))
+    board: Json = json.loads((DASHBOARDS / name).read_text(encoding="utf-8"))
+    return board
 
 
 def iter_panels(panels: list[Json] | None) -> Iterator[Json]:

@@ -46,7 +46,8 @@ CORE_KINDS = [
 
 
 def k8s_doc(name: str) -> dict[str, Any]:
-    return yaml.safe_load((K8S / name).read_text(encoding="utf-8"))
+    doc: dict[str, Any] = yaml.safe_load((K8S / name).read_text(encoding="utf-8"))
+    return doc
 
 
 # ------------------------------------------------------------------ Dockerfile
@@ -157,7 +158,8 @@ class TestCompose:
 
 
 def configmap_config() -> str:
-    return k8s_doc("configmap.yaml")["data"]["monitor.yaml"]
+    text: str = k8s_doc("configmap.yaml")["data"]["monitor.yaml"]
+    return text
 
 
 class TestMonitorConfigs:

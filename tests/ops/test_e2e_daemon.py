@@ -126,7 +126,8 @@ def _runs(daemon: Daemon, monitor: str, endpoint: str) -> list[dict[str, Any]]:
 
 
 def _verdict(run: dict[str, Any]) -> str | None:
-    return run["verdicts"].get("exact_match", {}).get("verdict")
+    verdict: str | None = run["verdicts"].get("exact_match", {}).get("verdict")
+    return verdict
 
 
 def _settled(value: Callable[[], Any], good: Callable[[Any], bool], timeout: float) -> Any:
