@@ -226,7 +226,7 @@ Scorer = Annotated[ScorerSpec, BeforeValidator(_parse_scorer)]
 class BenchmarkSettings(_Model):
     name: Name
     data: str
-    format: Literal["auto", "jsonl", "csv", "labelstudio", "hf"] = "auto"
+    format: Literal["auto", "jsonl", "csv", "labelstudio", "parquet", "hf"] = "auto"
     prompt: str | None = None
     reference: str | None = None
     id_field: str = "id"

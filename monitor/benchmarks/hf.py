@@ -1,6 +1,7 @@
 """Hugging Face style dataset folders in their plain-file layouts.
 
-Supported: a folder (searched recursively) holding ``*.jsonl`` / ``*.ndjson`` (JSON lines),
+Supported: a folder (searched recursively) holding ``*.parquet`` files (the Hub's usual
+format, e.g. ``data/test-00000-of-00002.parquet``), ``*.jsonl`` / ``*.ndjson`` (JSON lines),
 ``*.json`` (JSON lines, as ``Dataset.to_json`` writes, or one JSON list of objects) and
 ``*.csv`` / ``*.tsv`` files, e.g. ``test.jsonl``, ``test/part-0.jsonl`` or
 ``data/test-00000-of-00002.csv``, the layouts of Hub dataset repositories. Every data file is
@@ -8,8 +9,8 @@ read, in sorted order of its path inside the folder; point ``data:`` at one spli
 sub-folder to use only that split. Hidden files and folders (``.git``, ``.cache``) and the
 ``datasets`` metadata files (``dataset_info.json``, ``state.json``...) are skipped.
 
-Not supported: the Arrow files written by ``datasets.save_to_disk`` and Parquet files, which
-would need pyarrow; the error says how to export them to JSON lines.
+Not supported: the Arrow files written by ``datasets.save_to_disk``; the error says how to
+export them.
 """
 
 from __future__ import annotations
@@ -27,27 +28,33 @@ from monitor.benchmarks.jsonl import (
     type_name,
     unreadable,
 )
+from monitor.benchmarks.parquet import read_parquet
 from monitor.errors import BenchmarkError
 
-DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv")
+DATA_SUFFIXES = (".parquet", ".jsonl", ".ndjson", ".json", ".csv", ".tsv")
 _METADATA = frozenset(
     {"dataset_info.json", "dataset_infos.json", "dataset_dict.json", "state.json"}
 )
-_COLUMNAR = (".arrow", ".parquet")
+_ARROW = ".arrow"
 
 
-def read_dataset_dir(folder: Path) -> Iterator[tuple[Path, int, dict[str, Any]]]:
-    """Yield ``(file, line number, object)`` for every item of every data file in the folder."""
+def read_dataset_dir(folder: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(where, object)`` for every item of every data file in the folder; ``where``
+    is ``file:line`` (``file: row N`` for Parquet), the place error messages name."""
     for path in find_data_files(folder):
         suffix = path.suffix.lower()
         if suffix in (".csv", ".tsv"):
             for line, row in read_csv(path):
-                yield path, line, row
+                yield f"{path}:{line}", row
+        elif suffix == ".parquet":
+            for number, obj in read_parquet(path):
+                yield f"{path}: row {number}", obj
         elif suffix == ".json":
-            yield from _read_json_document(path)
+            for line, obj in _read_json_document(path):
+                yield f"{path}:{line}", obj
         else:
             for line, obj in read_json_lines(path):
-                yield path, line, obj
+                yield f"{path}:{line}", obj
 
 
 def find_data_files(folder: Path) -> list[Path]:
@@ -67,32 +74,30 @@ def find_data_files(folder: Path) -> list[Path]:
     ]
     if data:
         return data
-    columnar = [p for p in visible if p.suffix.lower() in _COLUMNAR]
-    if columnar:
+    arrow = [p for p in visible if p.suffix.lower() == _ARROW]
+    if arrow:
         raise BenchmarkError(
-            f"{folder}: holds only Arrow/Parquet files ({_names(folder, columnar)}), which monitor "
-            "does not read; export the split to JSON lines and point `data:` at that file, e.g. "
+            f"{folder}: holds only Arrow files ({_names(folder, arrow)}), as "
+            "datasets.save_to_disk writes them, which monitor does not read; export the split "
+            "to Parquet or JSON lines and point `data:` at that file, e.g. "
             f"python -c \"import datasets; datasets.load_from_disk('{folder}')['test']"
-            ".to_json('test.jsonl')\" for a save_to_disk folder, or "
-            "pandas.read_parquet(FILE).to_json('test.jsonl', orient='records', lines=True) "
-            "for Parquet"
+            ".to_parquet('test.parquet')\""
         )
     found = f" (found: {_names(folder, visible)})" if visible else " (the folder is empty)"
     patterns = ", ".join(f"*{s}" for s in DATA_SUFFIXES)
     raise BenchmarkError(f"{folder}: no data files ({patterns}){found}")
 
 
-def _read_json_document(path: Path) -> Iterator[tuple[Path, int, dict[str, Any]]]:
+def _read_json_document(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     text = read_text(path)
     if not is_json_array(text):
         del text
-        for line, obj in read_json_lines(path):
-            yield path, line, obj
+        yield from read_json_lines(path)
         return
     for _, line, value in read_json_array(path, text):
         if not isinstance(value, dict):
             raise BenchmarkError(f"{path}:{line}: expected a JSON object, got {type_name(value)}")
-        yield path, line, value
+        yield line, value
 
 
 def _names(folder: Path, paths: list[Path], most: int = 3) -> str:

@@ -23,6 +23,7 @@ from monitor.benchmarks.csv import read_csv
 from monitor.benchmarks.hf import read_dataset_dir
 from monitor.benchmarks.jsonl import read_json_lines, unreadable
 from monitor.benchmarks.labelstudio import read_labelstudio
+from monitor.benchmarks.parquet import read_parquet
 from monitor.benchmarks.versioning import benchmark_version, item_key
 from monitor.config import BenchmarkSettings
 from monitor.core.model import Benchmark, Item
@@ -35,6 +36,7 @@ FORMAT_BY_SUFFIX = {
     ".csv": "csv",
     ".tsv": "csv",
     ".json": "labelstudio",
+    ".parquet": "parquet",
 }
 
 
@@ -51,7 +53,7 @@ def _field_error(settings: BenchmarkSettings, field: str, message: str) -> _Fiel
 class _Record:
     """One item as read from a file, before keys, references and prompts are resolved."""
 
-    where: str  # "data.jsonl:7" or "export.json:12: task[3]"
+    where: str  # "data.jsonl:7", "test.parquet: row 7" or "export.json:12: task[3]"
     fields: dict[str, Any]
     key: str | None = None  # a key set by the format itself (a Label Studio task id)
     annotated: bool = False  # the format supplied `reference` (a Label Studio annotation)
@@ -117,7 +119,7 @@ def detect_format(path: Path, requested: str = "auto") -> str:
         known = ", ".join(FORMAT_BY_SUFFIX)
         raise BenchmarkError(
             f"{path}: unknown benchmark format {path.suffix or '(no extension)'!r}: expected "
-            f"{known} or a folder, or set `format:` to jsonl, csv, labelstudio or hf"
+            f"{known} or a folder, or set `format:` to jsonl, csv, labelstudio, parquet or hf"
         ) from None
 
 
@@ -153,9 +155,12 @@ def _read_records(
                 reference=task.reference,
                 from_annotations=True,
             )
+    elif fmt == "parquet":
+        for number, obj in read_parquet(path):
+            yield _Record(f"{path}: row {number}", obj)
     elif fmt == "hf":
-        for file, line, obj in read_dataset_dir(path):
-            yield _Record(f"{file}:{line}", obj)
+        for where, obj in read_dataset_dir(path):
+            yield _Record(where, obj)
     else:  # pragma: no cover - settings validation allows only the formats above
         raise BenchmarkError(f"{path}: unknown benchmark format {fmt!r}")
 

@@ -1,4 +1,4 @@
-"""Hugging Face style dataset folders: plain JSON lines, JSON and CSV layouts."""
+"""Hugging Face style dataset folders: JSON lines, JSON and CSV layouts (Parquet: test_parquet)."""
 
 from __future__ import annotations
 
@@ -104,22 +104,20 @@ class TestDatasetErrors:
         write(tmp_path / "data-00000-of-00001.arrow", "ARROW1")
         message = load_error(tmp_path)
         assert message.startswith(
-            f"{tmp_path}: holds only Arrow/Parquet files (data-00000-of-00001.arrow), "
-            "which monitor does not read; export the split to JSON lines"
+            f"{tmp_path}: holds only Arrow files (data-00000-of-00001.arrow), as "
+            "datasets.save_to_disk writes them, which monitor does not read; export the split"
         )
-        assert f"datasets.load_from_disk('{tmp_path}')['test'].to_json('test.jsonl')" in message
+        assert (
+            f"datasets.load_from_disk('{tmp_path}')['test'].to_parquet('test.parquet')" in message
+        )
 
-    def test_parquet_only_folder(self, tmp_path: Path) -> None:
-        """A Hub snapshot in Parquet is refused the same way, listing a few files."""
+    def test_arrow_files_list_a_few_names(self, tmp_path: Path) -> None:
+        """Many Arrow shards are named three at a time, with a count of the rest."""
         for i in range(5):
-            write(tmp_path / "data" / f"test-{i:05d}-of-00005.parquet", "PAR1")
-        message = load_error(tmp_path)
-        assert message.startswith(
-            f"{tmp_path}: holds only Arrow/Parquet files (data/test-00000-of-00005.parquet, "
-            "data/test-00001-of-00005.parquet, data/test-00002-of-00005.parquet and 2 more)"
-        )
-        assert "pandas.read_parquet(FILE).to_json('test.jsonl', orient='records', lines=True)" in (
-            message
+            write(tmp_path / "data" / f"test-{i:05d}-of-00005.arrow", "ARROW1")
+        assert load_error(tmp_path).startswith(
+            f"{tmp_path}: holds only Arrow files (data/test-00000-of-00005.arrow, "
+            "data/test-00001-of-00005.arrow, data/test-00002-of-00005.arrow and 2 more)"
         )
 
     def test_folder_without_data_files(self, tmp_path: Path) -> None:
@@ -127,14 +125,14 @@ class TestDatasetErrors:
         write(tmp_path / "README.md", "# card\n")
         write(tmp_path / "test.jsonl.gz", "")
         assert load_error(tmp_path) == (
-            f"{tmp_path}: no data files (*.jsonl, *.ndjson, *.json, *.csv, *.tsv) "
+            f"{tmp_path}: no data files (*.parquet, *.jsonl, *.ndjson, *.json, *.csv, *.tsv) "
             "(found: README.md, test.jsonl.gz)"
         )
 
     def test_empty_folder(self, tmp_path: Path) -> None:
         """An empty folder says so."""
         assert load_error(tmp_path) == (
-            f"{tmp_path}: no data files (*.jsonl, *.ndjson, *.json, *.csv, *.tsv) "
+            f"{tmp_path}: no data files (*.parquet, *.jsonl, *.ndjson, *.json, *.csv, *.tsv) "
             "(the folder is empty)"
         )
 

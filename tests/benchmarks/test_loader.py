@@ -54,6 +54,7 @@ class TestFormatDetection:
             ("d.csv", "csv"),
             ("d.tsv", "csv"),
             ("export.json", "labelstudio"),
+            ("test-00000-of-00001.PARQUET", "parquet"),
         ],
     )
     def test_by_extension(self, tmp_path: Path, name: str, expected: str) -> None:
@@ -74,7 +75,8 @@ class TestFormatDetection:
             load_benchmark(settings(path))
         assert str(info.value) == (
             f"{path}: unknown benchmark format '.txt': expected .jsonl, .ndjson, .csv, .tsv, "
-            ".json or a folder, or set `format:` to jsonl, csv, labelstudio or hf"
+            ".json, .parquet or a folder, or set `format:` to jsonl, csv, labelstudio, parquet "
+            "or hf"
         )
 
     def test_explicit_format_overrides_the_extension(self, tmp_path: Path) -> None:
