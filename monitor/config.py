@@ -20,7 +20,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -401,31 +400,11 @@ Path_ = tuple[str | int, ...]
 
 
 class _Located:
-    """Plain data from a YAML node tree plus the line of every path."""
+    """The line of every path of the parsed document (filled by `bounded_yaml.build_data`)."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.lines: dict[Path_, int] = {}
-
-    def build(self, node: yaml.Node, path: Path_) -> Any:
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = yaml.safe_load(yaml.serialize(key_node))  # scalar key -> python value
-                if not isinstance(key, str | int | float | bool):
-                    raise self.error(key_node.start_mark.line + 1, path, "keys must be scalars")
-                key = str(key)
-                if key in out:
-                    line = key_node.start_mark.line + 1
-                    first = self.lines[(*path, key)]
-                    raise self.error(line, (*path, key), f"duplicate key (first at line {first})")
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
-                out[key] = self.build(value_node, (*path, key))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(v, (*path, i)) for i, v in enumerate(node.value)]
-        return yaml.safe_load(yaml.serialize(node))
 
     def line_of(self, path: Path_) -> int:
         for end in range(len(path), -1, -1):
@@ -562,23 +541,13 @@ def parse_settings(
 ) -> Settings:
     """Validate configuration text; raise ConfigError listing every problem found."""
     loc = _Located(source)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        raise ConfigError(f"{source}:{_yaml_error(exc)}") from None
-    except yaml.reader.ReaderError as exc:  # a control character: no mark, a position
-        line = text.count("\n", 0, exc.position) + 1
-        char = exc.character
-        code = char if isinstance(char, int) else ord(char)
-        raise ConfigError(
-            f"{source}:{line}: invalid YAML: unacceptable character #x{code:04x} ({exc.reason})"
-        ) from None
+    root = compose(text, source)  # bounded: alias bombs and deep nesting are refused here
     if root is None:
         raise ConfigError(
             f"{source}:1: (top level): the file is empty (expected a mapping of sections: "
             "storage, server, endpoints, benchmarks, monitors, alerting)"
         )
-    data = loc.build(root, ())
+    data, loc.lines = build_data(root, source)
     if not isinstance(data, dict):
         raise ConfigError(
             f"{source}:{root.start_mark.line + 1}: (top level): expected a mapping of sections, "
@@ -633,23 +602,6 @@ _YAML_TYPES = {
     float: "a number",
     bool: "a boolean",
 }
-
-
-def _yaml_error(exc: yaml.MarkedYAMLError) -> str:
-    """``LINE: invalid YAML: problem (column C; context at line L)`` from a PyYAML error."""
-    mark = exc.problem_mark or exc.context_mark
-    line = mark.line + 1 if mark else 1
-    problem = exc.problem or exc.context or "cannot parse"
-    notes = [f"column {mark.column + 1}"] if mark else []
-    if exc.context and exc.problem and exc.context_mark:
-        start = exc.context_mark.line + 1
-        if problem.startswith("but "):  # "expected a single document..., but found another"
-            problem = f"{exc.context} (line {start}), {problem}"
-        else:
-            notes.append(f"{exc.context} at line {start}")
-    if "'\\t'" in problem:
-        notes.append("indent with spaces: YAML does not allow tabs")
-    return f"{line}: invalid YAML: {problem}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Settings:
