@@ -34,6 +34,7 @@ from pydantic import (
 from monitor.core.model import ScorerSpec
 from monitor.core.scoring import SCORER_KINDS, build_scorer
 from monitor.errors import ConfigError
+from monitor.plugins import resolve_scorer
 from monitor.templating import Template
 
 # ---------------------------------------------------------------- scalar types
@@ -198,7 +199,11 @@ class EndpointSettings(_Model):
 
 
 def _parse_scorer(value: object) -> ScorerSpec:
-    """``exact_match`` or ``{regex: {pattern: ...}}``; an optional ``name`` param renames it."""
+    """``exact_match`` or ``{regex: {pattern: ...}}``; an optional ``name`` param renames it.
+
+    Any other kind is a custom scorer (``module:function`` or an entry point name), imported
+    now by monitor/plugins.py so that a typo fails check-config, not the first run.
+    """
     if isinstance(value, ScorerSpec):
         return value
     if isinstance(value, str):
@@ -210,11 +215,10 @@ def _parse_scorer(value: object) -> ScorerSpec:
             raise ValueError(f"scorer {kind!r}: parameters must be a mapping")
     else:
         raise ValueError("a scorer is a name or a mapping {kind: {params}}")
-    if kind not in SCORER_KINDS:
-        raise ValueError(f"unknown scorer {kind!r} (known: {', '.join(sorted(SCORER_KINDS))})")
+    custom = None if kind in SCORER_KINDS else resolve_scorer(kind, builtin=SCORER_KINDS)
     name = str(params.pop("name", kind))
     check_name(name)  # it becomes the `scorer` label value of every score series
-    spec = ScorerSpec(kind=kind, name=name, params=params)
+    spec = ScorerSpec(kind=kind, name=name, params=params, custom=custom)
     build_scorer(spec)  # fail at load time, not at run time
     return spec
 

@@ -3,9 +3,10 @@
 Both hash *canonical JSON*: keys sorted, no insignificant whitespace, non-ASCII escaped, so
 the hash depends on the values only, never on the order of keys in the file or on the
 formatting. A version changes when anything that changes what is measured changes: an item's
-key, fields or reference, the order of the items, the prompt template, a scorer (kind, name or
-parameter) or which field holds the reference. It does not change with the file's formatting,
-its path, its format or the order of keys inside an item.
+key, fields or reference, the order of the items, the prompt template, a scorer (kind, name,
+parameter, or the declared version of a custom scorer) or which field holds the reference. It
+does not change with the file's formatting, its path, its format or the order of keys inside an
+item.
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ def item_key(fields: Mapping[str, Any], id_field: str) -> tuple[str, bool]:
     return key, True
 
 
+def _scorer_identity(spec: ScorerSpec) -> dict[str, Any]:
+    identity: dict[str, Any] = {"kind": spec.kind, "name": spec.name, "params": dict(spec.params)}
+    if spec.custom is not None:
+        # only custom scorers carry a version, so built-in benchmarks keep their versions
+        identity["version"] = spec.custom.version
+    return identity
+
+
 def benchmark_version(
     items: Iterable[Item],
     *,
@@ -80,10 +89,7 @@ def benchmark_version(
         "scheme": _VERSION_SCHEME,
         "prompt_template": prompt_template,
         "reference_field": reference_field,
-        "scorers": [
-            {"kind": s.kind, "name": s.name, "params": dict(s.params)}
-            for s in sorted(scorers, key=lambda s: (s.name, s.kind))
-        ],
+        "scorers": [_scorer_identity(s) for s in sorted(scorers, key=lambda s: (s.name, s.kind))],
     }
     digest = hashlib.sha256(canonical_json(header).encode("ascii"))
     for item in items:

@@ -6,7 +6,7 @@ database schema: storage converts between them and its tables.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -46,12 +46,30 @@ class VerdictKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class CustomScorer:
+    """A scorer function from the user's code, found by monitor/plugins.py.
+
+    `version` is the function's declared version: it is part of the benchmark version, so a
+    new version starts a new history. The function itself is neither compared nor hashed.
+    """
+
+    function: Callable[..., object] = field(compare=False)
+    version: str
+    binary: bool = False  # every score is 0 or 1 (summaries use the Wilson interval)
+
+
+@dataclass(frozen=True, slots=True)
 class ScorerSpec:
-    """A configured scorer: `kind` picks the function, `name` keys its scores."""
+    """A configured scorer: `kind` picks the function, `name` keys its scores.
+
+    For a custom scorer `kind` is its reference (``package.module:function`` or the name of
+    an entry point in the group ``monitor.scorers``) and `custom` holds what it resolved to.
+    """
 
     kind: str
     name: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    custom: CustomScorer | None = None
 
 
 @dataclass(frozen=True, slots=True)

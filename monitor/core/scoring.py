@@ -46,14 +46,25 @@ Scorer notes:
 - classification scores label equality after strip + lower; the run-level
   macro F1 comes from `macro_f1` over the same normalized labels.
 
+Custom scorers are the user's functions, found by monitor/plugins.py (a
+``module:function`` reference or an entry point of the group ``monitor.scorers``)
+and handed in on `ScorerSpec.custom`; core never imports user code. One is called
+as ``function(output, reference, **params)`` with the config's parameters, which
+are checked against its signature at build time. It must return a number in
+[0, 1] (a bool counts as 0/1), or 0/1 exactly if it declared itself binary; a
+function that raises or returns anything else fails the run with a ValueError
+naming the scorer, because a silent 0 would look like a regression.
+
 `summarize_scores` turns item scores into a mean with a confidence interval:
 Wilson score interval for binary scorers, Student-t for continuous ones.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
+import numbers
 import re
 import string
 import unicodedata
@@ -65,7 +76,7 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urljoin
 
-from monitor.core.model import ScorerSpec, ScoreSummary
+from monitor.core.model import CustomScorer, ScorerSpec, ScoreSummary
 
 if TYPE_CHECKING:
     import referencing
@@ -614,8 +625,47 @@ _BUILDERS: dict[str, tuple[tuple[str, ...], _Builder]] = {
 SCORER_KINDS: frozenset[str] = frozenset(_BUILDERS)
 
 
+def _build_custom(spec: ScorerSpec, custom: CustomScorer) -> Scorer:
+    where = f"custom scorer {spec.name!r} ({spec.kind})"
+    function, binary = custom.function, custom.binary
+    params = dict(spec.params)
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # some builtins and C callables have none
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind("", None, **params)
+        except TypeError as exc:
+            raise ValueError(
+                f"{where}: cannot be called as (output, reference"
+                f"{''.join(f', {k}=...' for k in params)}): {exc}"
+            ) from None
+
+    def custom_score(output: str, reference: object) -> float:
+        try:
+            value = function(output, reference, **params)
+        except Exception as exc:
+            raise ValueError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:  # NaN too
+            raise ValueError(f"{where} returned {value!r}: a score is a number in [0, 1]")
+        score = float(value)
+        if binary and score not in (0.0, 1.0):
+            raise ValueError(f"{where} is declared binary but returned {value!r}")
+        return score
+
+    return Scorer(name=spec.name, kind=spec.kind, binary=binary, score=custom_score)
+
+
 def build_scorer(spec: ScorerSpec) -> Scorer:
-    """Validate `spec` and return its scorer; raise ValueError naming the bad parameter."""
+    """Validate `spec` and return its scorer; raise ValueError naming the bad parameter.
+
+    A custom scorer comes resolved on `spec.custom` (see the module docstring).
+    """
+    if spec.custom is not None:
+        if not spec.name:
+            raise ValueError(f"custom scorer {spec.kind!r}: scorer name must not be empty")
+        return _build_custom(spec, spec.custom)
     entry = _BUILDERS.get(spec.kind)
     if entry is None:
         raise ValueError(
