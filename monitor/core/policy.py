@@ -63,6 +63,7 @@ from monitor.core.stats import (
     paired_continuous_test,
     standardize,
 )
+from monitor.core.stats.bootstrap import bootstrap_replicates, percentile_interval
 from monitor.core.stats.drift import js_distance
 from monitor.core.stats.paired import MIN_ITEMS
 
@@ -461,11 +462,14 @@ def _bootstrap_median_shift(
     b: npt.NDArray[np.float64], c: npt.NDArray[np.float64], settings: DriftSettings
 ) -> tuple[float, float]:
     rng = np.random.default_rng(settings.seed)
-    nb = np.median(b[rng.integers(0, b.size, size=(DRIFT_BOOTSTRAP, b.size))], axis=1)
-    nc = np.median(c[rng.integers(0, c.size, size=(DRIFT_BOOTSTRAP, c.size))], axis=1)
-    tail = (1.0 - settings.confidence) / 2.0
-    lo, hi = np.quantile(nc - nb, [tail, 1.0 - tail])
-    return float(lo), float(hi)
+    # both samples from one generator, the baseline's resamples first
+    nb = bootstrap_replicates(
+        b.size, lambda idx: np.median(b[idx], axis=1), rng=rng, resamples=DRIFT_BOOTSTRAP
+    )
+    nc = bootstrap_replicates(
+        c.size, lambda idx: np.median(c[idx], axis=1), rng=rng, resamples=DRIFT_BOOTSTRAP
+    )
+    return percentile_interval(nc - nb, settings.confidence)
 
 
 def evaluate_distribution(

@@ -79,6 +79,8 @@ from urllib.parse import urljoin
 from monitor.core.model import CustomScorer, ScorerSpec, ScoreSummary
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import referencing
 
 # numpy, scipy and jsonschema/referencing are imported inside the functions that use
@@ -791,18 +793,26 @@ def macro_f1_summary(
     pred = np.array([codes.setdefault(_label(p), len(codes)) for p in predictions])
     ref = np.array([codes.setdefault(_label(r), len(codes)) for r in references])
     k = len(codes)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(resamples, n))
-    p, r = pred[idx], ref[idx]
-    offsets = (np.arange(resamples) * k)[:, None]
-    tp = np.bincount((offsets + p)[p == r], minlength=resamples * k).reshape(resamples, k)
-    n_pred = np.bincount((offsets + p).ravel(), minlength=resamples * k).reshape(resamples, k)
-    n_ref = np.bincount((offsets + r).ravel(), minlength=resamples * k).reshape(resamples, k)
-    seen = (n_pred + n_ref) > 0
-    f1 = np.where(seen, 2 * tp / np.maximum(n_pred + n_ref, 1), 0.0)
-    stats = f1.sum(axis=1) / seen.sum(axis=1)
-    alpha = (1 - confidence) / 2
-    lower, upper = np.quantile(stats, [alpha, 1 - alpha])
+    from monitor.core.stats.bootstrap import (  # noqa: PLC0415 - lazy, as numpy above
+        bootstrap_replicates,
+        percentile_interval,
+    )
+
+    def replicate(idx: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        rows = idx.shape[0]
+        p, r = pred[idx], ref[idx]
+        offsets = (np.arange(rows) * k)[:, None]
+        tp = np.bincount((offsets + p)[p == r], minlength=rows * k).reshape(rows, k)
+        n_pred = np.bincount((offsets + p).ravel(), minlength=rows * k).reshape(rows, k)
+        n_ref = np.bincount((offsets + r).ravel(), minlength=rows * k).reshape(rows, k)
+        seen = (n_pred + n_ref) > 0
+        f1 = np.where(seen, 2 * tp / np.maximum(n_pred + n_ref, 1), 0.0)
+        return np.asarray(f1.sum(axis=1) / seen.sum(axis=1), dtype=float)
+
+    replicates = bootstrap_replicates(
+        n, replicate, rng=np.random.default_rng(seed), resamples=resamples
+    )
+    lower, upper = percentile_interval(replicates, confidence)
     return ScoreSummary(
         scorer=scorer,
         value=value,

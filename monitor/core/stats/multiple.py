@@ -16,11 +16,11 @@ variant (`method="by"`) is valid at the price of power.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+from scipy import stats
 
 __all__ = ["adjust_p_values", "reject"]
 
@@ -41,23 +41,15 @@ def adjust_p_values(
 
     The adjusted p-value of a check is the smallest FDR level at which the
     step-up procedure would still reject it, so `adjusted <= alpha` is the
-    rejection rule. Equals `scipy.stats.false_discovery_control`.
+    rejection rule. SciPy's `false_discovery_control` computes it; this wrapper
+    validates the input (NaN or out-of-range p-values raise instead of
+    propagating) and returns plain floats in input order.
     """
     arr = _validated(p_values)
-    n = arr.size
-    if n == 0:
+    if arr.size == 0:
         return ()
-    order = np.argsort(arr, kind="stable")
-    ranks = np.arange(1, n + 1, dtype=float)
-    scale = float(n)
-    if method == "by":
-        scale *= math.fsum(1.0 / r for r in range(1, n + 1))
-    stepped = arr[order] * scale / ranks
-    # enforce monotonicity from the largest p-value down, then cap at 1
-    monotone = np.minimum.accumulate(stepped[::-1])[::-1]
-    adjusted = np.empty(n)
-    adjusted[order] = np.minimum(monotone, 1.0)
-    return tuple(float(x) for x in adjusted)
+    adjusted = stats.false_discovery_control(arr, method=method)
+    return tuple(float(x) for x in np.minimum(adjusted, 1.0))
 
 
 def reject(

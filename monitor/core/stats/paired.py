@@ -76,6 +76,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special, stats
 
+from monitor.core.stats.bootstrap import bootstrap_replicates, percentile_interval
 from monitor.core.stats.crossfit import weighted_total
 
 __all__ = [
@@ -811,15 +812,10 @@ def paired_bootstrap_ci(
     if resamples < 1:
         raise ValueError("resamples must be >= 1")
     _z_quantile(confidence)  # validates the level
-    means = np.empty(resamples)
-    chunk = max(1, 2_000_000 // max(d.size, 1))
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        idx = rng.integers(0, d.size, size=(stop - start, d.size))
-        means[start:stop] = d[idx].mean(axis=1)
-    tail = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(means, [tail, 1.0 - tail])
-    return float(lo), float(hi)
+    means = bootstrap_replicates(
+        d.size, lambda idx: d[idx].mean(axis=1), rng=rng, resamples=resamples
+    )
+    return percentile_interval(means, confidence)
 
 
 @dataclass(frozen=True, slots=True)
