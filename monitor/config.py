@@ -226,6 +226,13 @@ def _parse_scorer(value: object) -> ScorerSpec:
 Scorer = Annotated[ScorerSpec, BeforeValidator(_parse_scorer)]
 
 
+class MessageSettings(_Model):
+    """One few-shot message of a chat-structured benchmark; `content` is a template."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
 class BenchmarkSettings(_Model):
     name: Name
     data: str
@@ -236,6 +243,10 @@ class BenchmarkSettings(_Model):
     scorers: list[Scorer] = Field(min_length=1)
     split: str | None = None
     limit: int | None = Field(default=None, ge=1)
+    # chat structure (openai-chat): system, few_shot, the item's conversation, then `prompt`
+    system: str | None = None  # template: the system message
+    few_shot: list[MessageSettings] = Field(default_factory=list)
+    conversation: str | None = None  # item field holding earlier turns [{role, content}]
 
     # "file:line: benchmarks[i].field" per field, set when loaded from a config file, so
     # that data errors found later (check-config, reload, run) name the config entry too
@@ -249,6 +260,19 @@ class BenchmarkSettings(_Model):
         if dup:
             raise ValueError(f"duplicate scorer names {dup}: give one a `name` parameter")
         return scorers
+
+    @model_validator(mode="after")
+    def _chat_ends_with_the_user(self) -> BenchmarkSettings:
+        if (self.system is not None or self.few_shot) and not (self.prompt or self.conversation):
+            raise ValueError(
+                "`system` and `few_shot` need a `prompt` or a `conversation` for the user's turn"
+            )
+        return self
+
+    @property
+    def is_chat(self) -> bool:
+        """Whether items are sent as a chat (system, few-shot or conversation messages)."""
+        return self.system is not None or bool(self.few_shot) or self.conversation is not None
 
     def where(self, field: str) -> str | None:
         """``monitor.yaml:17: benchmarks[0].data`` when loaded from a file, else None."""
@@ -509,6 +533,14 @@ def _check_references(settings: Settings, loc: _Located) -> list[str]:
     templates += [(("endpoints", i, "body"), e.body) for i, e in enumerate(settings.endpoints)]
     templates += [
         (("benchmarks", i, "prompt"), b.prompt) for i, b in enumerate(settings.benchmarks)
+    ]
+    templates += [
+        (("benchmarks", i, "system"), b.system) for i, b in enumerate(settings.benchmarks)
+    ]
+    templates += [
+        (("benchmarks", i, "few_shot", j, "content"), m.content)
+        for i, b in enumerate(settings.benchmarks)
+        for j, m in enumerate(b.few_shot)
     ]
     for where, source in templates:
         if source is not None:

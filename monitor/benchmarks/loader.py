@@ -5,9 +5,15 @@ message: unreadable files, bad lines, duplicate keys, missing reference fields, 
 templates that use a field an item does not have. A benchmark that loads can be run.
 
 When the settings come from a config file, every error is prefixed with the config entry it
-belongs to, ``monitor.yaml:17: benchmarks[0].data: `` (``.prompt`` for a template that uses a
-field an item lacks, ``.reference`` for an item without its reference), so that a message
-names both the config field and the data file's line.
+belongs to, ``monitor.yaml:17: benchmarks[0].data: `` (``.prompt``, ``.system`` or
+``.few_shot`` for a template that uses a field an item lacks, ``.reference`` for an item
+without its reference, ``.conversation`` for a conversation that is not a list of messages),
+so that a message names both the config field and the data file's line.
+
+A chat-structured benchmark (``system``, ``few_shot`` or ``conversation``) gives every item
+its ``messages``: the system message, the few-shot messages, the item's conversation, then
+``prompt`` as the user's turn. The chat must end with a user message: a conversation that
+ends with the assistant's answer would show the model the answer (see docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -21,12 +27,12 @@ from typing import Any
 
 from monitor.benchmarks.csv import read_csv
 from monitor.benchmarks.hf import read_dataset_dir
-from monitor.benchmarks.jsonl import read_json_lines, unreadable
+from monitor.benchmarks.jsonl import read_json_lines, type_name, unreadable
 from monitor.benchmarks.labelstudio import read_labelstudio
 from monitor.benchmarks.parquet import read_parquet
 from monitor.benchmarks.versioning import benchmark_version, item_key
 from monitor.config import BenchmarkSettings
-from monitor.core.model import Benchmark, Item
+from monitor.core.model import Benchmark, ChatMessage, Item
 from monitor.errors import BenchmarkError
 from monitor.templating import Template
 
@@ -75,13 +81,26 @@ def load_benchmark(settings: BenchmarkSettings) -> Benchmark:
         raise _field_error(settings, "data", str(exc)) from None
 
 
+# roles an item's conversation may use; tool messages need call ids monitor does not keep
+CONVERSATION_ROLES = ("system", "developer", "user", "assistant")
+
+
+@dataclass(frozen=True, slots=True)
+class _Templates:
+    """The benchmark's compiled templates: the prompt and the chat's fixed messages."""
+
+    prompt: Template | None
+    system: Template | None = None
+    few_shot: tuple[tuple[str, Template], ...] = ()
+
+
 def _load(settings: BenchmarkSettings) -> Benchmark:
     path = Path(settings.data)
-    template = _compile_prompt(settings)
+    templates = _compile_templates(settings)
     records = _read_records(path, detect_format(path, settings.format), settings)
     try:
         limited = records if settings.limit is None else islice(records, settings.limit)
-        items = _build_items(limited, settings, template)
+        items = _build_items(limited, settings, templates)
     finally:
         records.close()  # with a limit, stop reading and close the file now
     if not items:
@@ -91,6 +110,7 @@ def _load(settings: BenchmarkSettings) -> Benchmark:
         prompt_template=settings.prompt,
         scorers=settings.scorers,
         reference_field=settings.reference,
+        chat=_chat_identity(settings),
     )
     return Benchmark(
         name=settings.name,
@@ -123,15 +143,41 @@ def detect_format(path: Path, requested: str = "auto") -> str:
         ) from None
 
 
-def _compile_prompt(settings: BenchmarkSettings) -> Template | None:
-    if settings.prompt is None:
+def _chat_identity(settings: BenchmarkSettings) -> dict[str, Any] | None:
+    """What of the chat structure changes what is measured; None for a plain benchmark."""
+    if not settings.is_chat:
         return None
+    return {
+        "system": settings.system,
+        "few_shot": [{"role": m.role, "content": m.content} for m in settings.few_shot],
+        "conversation": settings.conversation,
+    }
+
+
+def _compile_templates(settings: BenchmarkSettings) -> _Templates:
+    return _Templates(
+        prompt=_compile(settings, "prompt", "prompt", settings.prompt),
+        system=_compile(settings, "system", "system", settings.system),
+        few_shot=tuple(
+            (m.role, _compile_required(settings, "few_shot", f"few_shot[{j}]", m.content))
+            for j, m in enumerate(settings.few_shot)
+        ),
+    )
+
+
+def _compile(
+    settings: BenchmarkSettings, field: str, what: str, source: str | None
+) -> Template | None:
+    return None if source is None else _compile_required(settings, field, what, source)
+
+
+def _compile_required(settings: BenchmarkSettings, field: str, what: str, source: str) -> Template:
     try:
-        return Template(settings.prompt)
+        return Template(source)
     except ValueError as exc:
         detail = str(exc).removeprefix("invalid template: ")
         raise _field_error(
-            settings, "prompt", f"benchmark {settings.name!r}: invalid prompt template: {detail}"
+            settings, field, f"benchmark {settings.name!r}: invalid {what} template: {detail}"
         ) from None
 
 
@@ -166,7 +212,7 @@ def _read_records(
 
 
 def _build_items(
-    records: Iterator[_Record], settings: BenchmarkSettings, template: Template | None
+    records: Iterator[_Record], settings: BenchmarkSettings, templates: _Templates
 ) -> list[Item]:
     items: list[Item] = []
     first_seen: dict[str, str] = {}
@@ -182,13 +228,16 @@ def _build_items(
                 f"{record.where}: duplicate item key {key!r} (first at {first_seen[key]}){hint}"
             )
         first_seen[key] = record.where
+        template = templates.prompt
+        prompt = None if template is None else _render(record, key, template, settings)
         items.append(
             Item(
                 key=key,
                 fields=record.fields,
-                prompt=None if template is None else _render(record, key, template, settings),
+                prompt=prompt,
                 reference=_reference_of(record, key, settings),
                 split=_split_of(record, settings.split),
+                messages=_messages_of(record, key, settings, templates, prompt),
             )
         )
     return items
@@ -219,15 +268,23 @@ def _reference_of(record: _Record, key: str, settings: BenchmarkSettings) -> Any
     return record.fields[field]
 
 
-def _render(record: _Record, key: str, template: Template, settings: BenchmarkSettings) -> str:
+def _render(
+    record: _Record,
+    key: str,
+    template: Template,
+    settings: BenchmarkSettings,
+    *,
+    field: str = "prompt",
+    what: str = "prompt",
+) -> str:
     missing = template.missing_fields(record.fields)
     if missing:
         noun = "field" if len(missing) == 1 else "fields"
         names = ", ".join(repr(name) for name in missing)
         raise _field_error(
             settings,
-            "prompt",
-            f"{record.where}: prompt uses {noun} {names} missing from item {key!r}",
+            field,
+            f"{record.where}: {what} uses {noun} {names} missing from item {key!r}",
         )
     try:
         return template.render(record.fields)
@@ -235,9 +292,84 @@ def _render(record: _Record, key: str, template: Template, settings: BenchmarkSe
         detail = str(exc).removeprefix("template error: ")
         raise _field_error(
             settings,
-            "prompt",
-            f"{record.where}: cannot render the prompt for item {key!r}: {detail}",
+            field,
+            f"{record.where}: cannot render the {what} for item {key!r}: {detail}",
         ) from None
+
+
+def _messages_of(
+    record: _Record,
+    key: str,
+    settings: BenchmarkSettings,
+    templates: _Templates,
+    prompt: str | None,
+) -> tuple[ChatMessage, ...]:
+    if not settings.is_chat:
+        return ()
+    messages: list[ChatMessage] = []
+    if templates.system is not None:
+        content = _render(
+            record, key, templates.system, settings, field="system", what="system message"
+        )
+        messages.append(ChatMessage("system", content))
+    for j, (role, template) in enumerate(templates.few_shot):
+        what = f"few_shot[{j}] message"
+        messages.append(
+            ChatMessage(role, _render(record, key, template, settings, field="few_shot", what=what))
+        )
+    if settings.conversation is not None:
+        messages.extend(_conversation_of(record, key, settings, settings.conversation))
+    if prompt is not None:
+        messages.append(ChatMessage("user", prompt))
+    if not messages or messages[-1].role != "user":
+        ends = f"ends with a {messages[-1].role!r} message" if messages else "is empty"
+        raise _field_error(
+            settings,
+            "conversation",
+            f"{record.where}: item {key!r}: the chat {ends}, not the user's turn; set "
+            "`prompt:` for the final user message, or drop a final assistant turn from the "
+            "data (it may be the answer: give it its own field and name that in `reference:`)",
+        )
+    return tuple(messages)
+
+
+def _conversation_of(
+    record: _Record, key: str, settings: BenchmarkSettings, field: str
+) -> list[ChatMessage]:
+    def error(message: str) -> _FieldError:
+        return _field_error(settings, "conversation", f"{record.where}: item {key!r}: {message}")
+
+    if field not in record.fields:
+        raise error(f"no conversation field {field!r}")
+    value = record.fields[field]
+    if not isinstance(value, list):
+        hint = (
+            " (CSV values are always text: use JSON lines or Parquet)"
+            if isinstance(value, str)
+            else ""
+        )
+        raise error(
+            f"conversation field {field!r} must be a list of {{role, content}} messages, "
+            f"got {type_name(value)}{hint}"
+        )
+    messages: list[ChatMessage] = []
+    for i, message in enumerate(value):
+        where = f"{field}[{i}]"
+        if not isinstance(message, dict):
+            raise error(f"{where} must be a {{role, content}} object, got {type_name(message)}")
+        extra = sorted(set(message) - {"role", "content"})
+        if extra:
+            names = ", ".join(repr(k) for k in extra)
+            raise error(f"{where} has keys other than role and content ({names})")
+        role, content = message.get("role"), message.get("content")
+        if role not in CONVERSATION_ROLES:
+            raise error(
+                f"{where}.role must be one of {', '.join(CONVERSATION_ROLES)}, got {role!r}"
+            )
+        if not isinstance(content, str):
+            raise error(f"{where}.content must be a string, got {type_name(content)}")
+        messages.append(ChatMessage(role, content))
+    return messages
 
 
 def _split_of(record: _Record, field: str | None) -> str | None:

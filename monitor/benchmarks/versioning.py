@@ -79,18 +79,23 @@ def benchmark_version(
     prompt_template: str | None,
     scorers: Iterable[ScorerSpec],
     reference_field: str | None,
+    chat: Mapping[str, Any] | None = None,
 ) -> str:
     """The content version of a benchmark: 16 hex digits of a SHA-256.
 
     Scorers are hashed in order of name (their order in the config does not change what is
-    measured); items are hashed in order, one canonical line each.
+    measured); items are hashed in order, one canonical line each. ``chat`` is the chat
+    structure (system and few-shot templates, conversation field), hashed only when given
+    so that the versions of plain benchmarks stay as they were.
     """
-    header = {
+    header: dict[str, Any] = {
         "scheme": _VERSION_SCHEME,
         "prompt_template": prompt_template,
         "reference_field": reference_field,
         "scorers": [_scorer_identity(s) for s in sorted(scorers, key=lambda s: (s.name, s.kind))],
     }
+    if chat is not None:
+        header["chat"] = dict(chat)
     digest = hashlib.sha256(canonical_json(header).encode("ascii"))
     for item in items:
         digest.update(b"\n")

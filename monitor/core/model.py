@@ -73,14 +73,28 @@ class ScorerSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One message of a chat-structured item, as an openai-chat endpoint sends it."""
+
+    role: str  # system, developer, user or assistant
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
 class Item:
-    """One benchmark item: its stable key, raw fields, rendered prompt and reference."""
+    """One benchmark item: its stable key, raw fields, rendered prompt and reference.
+
+    `messages` is the whole chat to send, ending with the user's turn (`prompt`, when the
+    benchmark has one), for a benchmark with a system prompt, few-shot messages or a
+    conversation field; it is empty otherwise, and chat endpoints send `prompt` alone.
+    """
 
     key: str
     fields: Mapping[str, Any]
     prompt: str | None = None
     reference: Any = None
     split: str | None = None
+    messages: tuple[ChatMessage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

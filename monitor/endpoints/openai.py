@@ -1,11 +1,14 @@
 """OpenAI-compatible endpoints (OpenAI, vLLM, TGI, LiteLLM, most gateways).
 
-``openai-chat``: POST ``{url}/chat/completions`` with
-``{"model", "messages": [{"role": "user", "content": prompt}], **params}``; the output is
+``openai-chat``: POST ``{url}/chat/completions`` with ``{"model", "messages", **params}``;
+``messages`` is the item's chat (system message, few-shot messages, the item's conversation
+and the prompt as the user's turn, see monitor/benchmarks/loader.py) or, for a benchmark
+without chat structure, ``[{"role": "user", "content": prompt}]``. The output is
 ``choices[0].message.content`` (null content, as after a content filter, is the empty text;
 a list of content parts is joined).
 ``openai-completions``: POST ``{url}/completions`` with ``{"model", "prompt", **params}``;
-the output is ``choices[0].text``.
+the output is ``choices[0].text``. It refuses chat-structured items: sending their prompt
+alone would silently drop the system and few-shot messages.
 Both record the response's ``model`` and ``usage.prompt_tokens / completion_tokens``.
 """
 
@@ -53,6 +56,7 @@ class _OpenAIEndpoint(JsonEndpoint):
             raise BenchmarkError(
                 f"item {item.key!r}: endpoint {self.name!r} ({self.path.lstrip('/')}) needs a "
                 "prompt; give the benchmark a `prompt` template"
+                + (" or a `conversation` field" if self.prompt_key == "messages" else "")
             )
         return item.prompt
 
@@ -76,14 +80,18 @@ class _OpenAIEndpoint(JsonEndpoint):
 
 
 class OpenAIChatEndpoint(_OpenAIEndpoint):
-    """An OpenAI-compatible chat completions endpoint; the prompt is one user message."""
+    """An OpenAI-compatible chat completions endpoint: the item's chat, or its prompt as
+    one user message."""
 
     path = "/chat/completions"
     prompt_key = "messages"
 
     def encode(self, item: Item) -> bytes:
-        message = {"role": "user", "content": self._prompt(item)}
-        return json.dumps({**self._static, "messages": [message]}).encode()
+        if item.messages:
+            messages = [{"role": m.role, "content": m.content} for m in item.messages]
+        else:
+            messages = [{"role": "user", "content": self._prompt(item)}]
+        return json.dumps({**self._static, "messages": messages}).encode()
 
     def _output(self, choice: dict[str, Any]) -> str:
         message = choice.get("message")
@@ -107,6 +115,12 @@ class OpenAICompletionsEndpoint(_OpenAIEndpoint):
     prompt_key = "prompt"
 
     def encode(self, item: Item) -> bytes:
+        if item.messages:
+            raise BenchmarkError(
+                f"item {item.key!r}: endpoint {self.name!r} (completions) sends one prompt, "
+                "but the benchmark is a chat (system, few_shot or conversation); use an "
+                "openai-chat endpoint"
+            )
         return json.dumps({**self._static, "prompt": self._prompt(item)}).encode()
 
     def _output(self, choice: dict[str, Any]) -> str:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from monitor.core.model import ErrorKind, Item, Usage
+from monitor.benchmarks import load_benchmark
+from monitor.config import BenchmarkSettings
+from monitor.core.model import ErrorKind, Item, ScorerSpec, Usage
 from monitor.errors import BenchmarkError
 
 ITEM = Item(key="i1", fields={"text": "where is my money"}, prompt="Classify: where is my money")
@@ -145,3 +151,120 @@ class TestOpenAICompletions:
         server.respond(json={"choices": [{"message": {"content": "x"}}]})
         response = await make_endpoint("openai-completions").predict(ITEM)
         assert response.error is ErrorKind.INVALID_RESPONSE
+
+
+def chat_items(tmp_path: Path, rows: list[dict[str, Any]], **chat: Any) -> list[Item]:
+    """Items of a chat-structured benchmark, loaded by the real loader from a JSON lines file."""
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    settings = BenchmarkSettings(
+        name="chat", data=str(data), scorers=[ScorerSpec("exact_match", "exact_match")], **chat
+    )
+    return list(load_benchmark(settings).items)
+
+
+class TestChatStructure:
+    """System prompts, few-shot messages and conversations arrive as the `messages` array."""
+
+    async def test_system_prompt_then_user_prompt(self, tmp_path, server, make_endpoint) -> None:
+        """A system template becomes the first message, the prompt the user's turn."""
+        server.respond(json=chat_reply("refund"))
+        [item] = chat_items(
+            tmp_path,
+            [{"id": "a", "text": "where is my money", "product": "Acme Pay"}],
+            system="You triage tickets for {{ product }}. Answer with one word.",
+            prompt="Ticket: {{ text }}",
+        )
+        await make_endpoint(params={"temperature": 0}).predict(item)
+        assert server.requests[0].json() == {
+            "model": "m1",
+            "messages": [
+                {
+                    "role": "system",
+                    "content": "You triage tickets for Acme Pay. Answer with one word.",
+                },
+                {"role": "user", "content": "Ticket: where is my money"},
+            ],
+            "temperature": 0,
+        }
+
+    async def test_few_shot_messages_come_before_the_prompt(
+        self, tmp_path, server, make_endpoint
+    ) -> None:
+        """Few-shot messages, templated over the item's fields, sit between system and prompt."""
+        server.respond(json=chat_reply("billing"))
+        [item] = chat_items(
+            tmp_path,
+            [{"id": "a", "text": "charged twice", "example": "I want a refund"}],
+            system="Classify support tickets.",
+            few_shot=[
+                {"role": "user", "content": "{{ example }}"},
+                {"role": "assistant", "content": "refund"},
+                {"role": "user", "content": "my invoice is wrong"},
+                {"role": "assistant", "content": "billing"},
+            ],
+            prompt="{{ text }}",
+        )
+        await make_endpoint().predict(item)
+        assert server.requests[0].json()["messages"] == [
+            {"role": "system", "content": "Classify support tickets."},
+            {"role": "user", "content": "I want a refund"},
+            {"role": "assistant", "content": "refund"},
+            {"role": "user", "content": "my invoice is wrong"},
+            {"role": "assistant", "content": "billing"},
+            {"role": "user", "content": "charged twice"},
+        ]
+
+    async def test_multi_turn_conversation_from_an_item_field(
+        self, tmp_path, server, make_endpoint
+    ) -> None:
+        """An item's conversation is sent turn by turn, verbatim, after the system message."""
+        turns = [
+            {"role": "user", "content": "My card was declined."},
+            {"role": "assistant", "content": "Which card: debit or credit?"},
+            {"role": "user", "content": 'Debit, ending {{ 7*7 }}.\n"quoted" \u00e9'},
+        ]
+        server.respond(json=chat_reply("refund"))
+        [item] = chat_items(
+            tmp_path,
+            [{"id": "a", "turns": turns}],
+            system="Be brief.",
+            conversation="turns",
+        )
+        await make_endpoint().predict(item)
+        # item text is data, not a template: "{{ 7*7 }}" arrives as written
+        assert server.requests[0].json()["messages"] == [
+            {"role": "system", "content": "Be brief."},
+            *turns,
+        ]
+
+    async def test_conversation_followed_by_the_prompt(
+        self, tmp_path, server, make_endpoint
+    ) -> None:
+        """With both, the conversation's turns come first and the prompt is the last turn."""
+        history = [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "Hello! How can I help?"},
+        ]
+        server.respond(json=chat_reply("other"))
+        [item] = chat_items(
+            tmp_path,
+            [{"id": "a", "history": history, "text": "what's the weather?"}],
+            conversation="history",
+            prompt="Classify: {{ text }}",
+        )
+        response = await make_endpoint().predict(item)
+        assert response.output == "other"
+        assert server.requests[0].json()["messages"] == [
+            *history,
+            {"role": "user", "content": "Classify: what's the weather?"},
+        ]
+
+    async def test_completions_refuses_a_chat_item(self, tmp_path, server, make_endpoint) -> None:
+        """A completions endpoint would drop the system message, so it refuses chat items."""
+        [item] = chat_items(
+            tmp_path, [{"id": "a", "text": "x"}], system="Be brief.", prompt="{{ text }}"
+        )
+        with pytest.raises(BenchmarkError, match="sends one prompt, but the benchmark is a chat"):
+            await make_endpoint("openai-completions").predict(item)
+        assert server.requests == []
