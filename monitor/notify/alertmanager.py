@@ -17,7 +17,7 @@ from typing import Any
 
 from monitor.config import UrlReceiver
 from monitor.core.alerts import AlertState
-from monitor.notify.base import Message, Notifier
+from monitor.notify.base import HttpChannel, Message
 
 __all__ = ["DEFAULT_TTL", "AlertmanagerChannel", "alertmanager_payload"]
 
@@ -48,7 +48,7 @@ def alertmanager_payload(message: Message, *, ttl: timedelta = DEFAULT_TTL) -> l
     return [body]
 
 
-class AlertmanagerChannel:
+class AlertmanagerChannel(HttpChannel):
     """POSTs `alertmanager_payload` to ``{alertmanager.url}/api/v2/alerts``."""
 
     kind = "alertmanager"
@@ -56,15 +56,9 @@ class AlertmanagerChannel:
     def __init__(
         self, receiver: str, settings: UrlReceiver, *, ttl: timedelta = DEFAULT_TTL
     ) -> None:
-        self.receiver = receiver
-        self.settings = settings
+        super().__init__(receiver, f"{settings.url.rstrip('/')}/api/v2/alerts")
         self.ttl = ttl
 
-    async def send(self, notifier: Notifier, message: Message) -> None:
-        """Deliver one notification (NotifyError on failure)."""
-        await notifier.post_json(
-            receiver=self.receiver,
-            channel=self.kind,
-            url=f"{self.settings.url.rstrip('/')}/api/v2/alerts",
-            payload=alertmanager_payload(message, ttl=self.ttl),
-        )
+    def payload(self, message: Message) -> list[dict[str, Any]]:
+        """The ``postableAlerts`` body for `message`, ending `ttl` from now while firing."""
+        return alertmanager_payload(message, ttl=self.ttl)

@@ -1,8 +1,9 @@
 """Delivering notifications over HTTP: one aiohttp session, retries, failure classes.
 
-Every receiver format (webhook, Slack, Alertmanager) is a `Channel` that builds a JSON body
-and hands it to `Notifier.post_json`, which owns the process's one notification
-``aiohttp.ClientSession`` and the retry loop. Per attempt::
+Every receiver format (webhook, Slack, Alertmanager) is an `HttpChannel`: it says where to
+post and builds the JSON body (`HttpChannel.payload`); `HttpChannel.send` hands both to
+`Notifier.post_json`, which owns the process's one notification ``aiohttp.ClientSession``
+and the retry loop. Per attempt::
 
     2xx                                          delivered
     connect refused, reset, DNS, body cut off    transient   retried with backoff
@@ -22,6 +23,7 @@ import asyncio
 import json
 import math
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +40,7 @@ from monitor.errors import NotifyError
 __all__ = [
     "USER_AGENT",
     "Channel",
+    "HttpChannel",
     "Message",
     "Notifier",
     "RetryPolicy",
@@ -181,6 +184,36 @@ class Notifier(SessionOwner):
         if status == 429 or status >= 500:
             return answer, retry_after
         raise NotifyError(receiver, f"{channel}: {answer}", permanent=True)
+
+
+class HttpChannel(ABC):
+    """A `Channel` that POSTs one JSON body per message to one URL, through the `Notifier`.
+
+    A receiver format is a subclass that sets `kind`, passes its URL (and headers) to
+    ``__init__`` and builds the body in `payload`; delivery, retries and the error's wording
+    are the same for all of them.
+    """
+
+    kind: str
+
+    def __init__(self, receiver: str, url: str, headers: Mapping[str, str] | None = None) -> None:
+        self.receiver = receiver
+        self.url = url
+        self.headers: Mapping[str, str] = dict(headers or {})
+
+    @abstractmethod
+    def payload(self, message: Message) -> Any:
+        """The JSON-serialisable body posted for `message`."""
+
+    async def send(self, notifier: Notifier, message: Message) -> None:
+        """Deliver one notification (NotifyError on failure, naming receiver and kind)."""
+        await notifier.post_json(
+            receiver=self.receiver,
+            channel=self.kind,
+            url=self.url,
+            payload=self.payload(message),
+            headers=self.headers,
+        )
 
 
 async def _snippet(resp: aiohttp.ClientResponse) -> str:

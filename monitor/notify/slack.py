@@ -14,8 +14,8 @@ from typing import Any
 from monitor.config import UrlReceiver
 from monitor.core.alerts import REGRESSION_ALERT
 from monitor.notify.base import (
+    HttpChannel,
     Message,
-    Notifier,
     annotation_int,
     annotation_items,
     annotation_number,
@@ -146,20 +146,14 @@ def _changed(notes: Mapping[str, str]) -> str:
     return "\n".join(lines)
 
 
-class SlackChannel:
+class SlackChannel(HttpChannel):
     """POSTs `slack_payload` to a receiver's ``slack.url``."""
 
     kind = "slack"
 
     def __init__(self, receiver: str, settings: UrlReceiver) -> None:
-        self.receiver = receiver
-        self.settings = settings
+        super().__init__(receiver, settings.url)
 
-    async def send(self, notifier: Notifier, message: Message) -> None:
-        """Deliver one notification (NotifyError on failure)."""
-        await notifier.post_json(
-            receiver=self.receiver,
-            channel=self.kind,
-            url=self.settings.url,
-            payload=slack_payload(message),
-        )
+    def payload(self, message: Message) -> dict[str, Any]:
+        """The Slack body for `message`."""
+        return slack_payload(message)

@@ -14,8 +14,8 @@ from typing import Any
 from monitor.config import WebhookReceiver
 from monitor.core.alerts import REGRESSION_ALERT, AlertState
 from monitor.notify.base import (
+    HttpChannel,
     Message,
-    Notifier,
     annotation_int,
     annotation_items,
     annotation_number,
@@ -97,21 +97,14 @@ def webhook_payload(message: Message, *, receiver: str) -> dict[str, Any]:
     }
 
 
-class WebhookChannel:
+class WebhookChannel(HttpChannel):
     """POSTs `webhook_payload` to a receiver's ``webhook.url`` with its headers."""
 
     kind = "webhook"
 
     def __init__(self, receiver: str, settings: WebhookReceiver) -> None:
-        self.receiver = receiver
-        self.settings = settings
+        super().__init__(receiver, settings.url, settings.headers)
 
-    async def send(self, notifier: Notifier, message: Message) -> None:
-        """Deliver one notification (NotifyError on failure)."""
-        await notifier.post_json(
-            receiver=self.receiver,
-            channel=self.kind,
-            url=self.settings.url,
-            payload=webhook_payload(message, receiver=self.receiver),
-            headers=self.settings.headers,
-        )
+    def payload(self, message: Message) -> dict[str, Any]:
+        """The versioned webhook document for `message`."""
+        return webhook_payload(message, receiver=self.receiver)
