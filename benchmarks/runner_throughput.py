@@ -3,7 +3,7 @@
 A minimal OpenAI-compatible server runs in a separate process and answers every request
 after a fixed latency L (asyncio timers; tens of microseconds per request); the client
 runs N items with concurrency C through exactly the code path of `monitor run`
-(prepare -> run_prepared: HTTP, scoring, batched SQLite writes, aggregation). CPU is
+(RunService.execute of a resolved plan: HTTP, scoring, batched SQLite writes, aggregation). CPU is
 this process's CPU time (all threads, including the storage writer), so the server's
 cost is not counted.
 
@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
@@ -114,7 +115,7 @@ monitors:
 
 def measure(n: int, latency: float, concurrency: int) -> dict[str, float]:
     """One configuration: start the server, run once, return the figures."""
-    from monitor.app import prepare, run_prepared
+    from monitor.app import cli_service
     from monitor.config import parse_settings
     from monitor.demo.data import write_items
     from monitor.log import configure_logging
@@ -139,11 +140,16 @@ def measure(n: int, latency: float, concurrency: int) -> dict[str, float]:
             settings = parse_settings(
                 CONFIG.format(db=f"{tmp}/m.db", port=port, c=concurrency, data=data)
             )
-            prepared = prepare(settings, "bench")
             store = open_store(settings.storage.url)
-            cpu0, wall0 = time.process_time(), time.perf_counter()
-            (outcome,) = asyncio.run(run_prepared(settings, prepared, store))
-            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+
+            async def timed() -> tuple[Any, float, float]:
+                async with cli_service(settings, store) as service:
+                    plan = await service.plan("bench", "sim")  # loads the benchmark
+                    cpu0, wall0 = time.process_time(), time.perf_counter()
+                    done = await service.execute(plan)
+                    return done, time.perf_counter() - wall0, time.process_time() - cpu0
+
+            outcome, wall, cpu = asyncio.run(timed())
             stored = len(store.item_results(outcome.run.id))
             store.close()
     finally:

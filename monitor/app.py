@@ -1,90 +1,229 @@
-"""Composition root: builds the adapters from settings and wires them to the runner.
+"""The composition root: the one place that builds adapters and wires them together.
 
-Nothing else in the package constructs a store, an HTTP client or an endpoint.
+`cli_service` gives `monitor run` a `RunService` over the configured store and one
+HTTP client; `build_daemon` gives `monitor serve` (and `monitor demo`) a `Daemon` with
+every collaborator. Tests build the same objects with doubles through the keyword
+arguments (a clock, an endpoint factory, a notifier), never by patching. Nothing else
+in the package constructs a store, an HTTP client, a scheduler or a leader lock
+(docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitor.benchmarks import load_benchmark
-from monitor.config import MonitorSettings, Settings
+from monitor.benchmarks.cache import BenchmarkCache
+from monitor.clock import utc_now
+from monitor.config import Settings, load_settings
 from monitor.core.model import Benchmark
-from monitor.endpoints import HttpClient, build_endpoint
-from monitor.errors import ConfigError
+from monitor.endpoints import HttpClient, build_endpoint, check_endpoints
 from monitor.judge import StoreJudge
-from monitor.runner import Progress, Runner, RunOutcome, RunRequest, utc_now
+from monitor.log import redactor
+from monitor.ports import AlertSink, Clock, EndpointFactory, LeaderLock, RunMetrics
+from monitor.runner import Runner
+from monitor.service import RunService
 from monitor.storage import SqlStore, open_store
 
+if TYPE_CHECKING:  # the service's modules (FastAPI, APScheduler, ...) load in build_daemon
+    from monitor.daemon import Daemon
+    from monitor.notify import Notifier
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A monitor ready to run: its loaded benchmark and the endpoints chosen."""
+# `monitor run` must start fast (docs/performance.md, "Start-up"): the daemon's adapters
+# are imported only by `build_daemon`, and `check_schedules` (APScheduler) only by the
+# config check.
 
-    monitor: MonitorSettings
-    benchmark: Benchmark
-    endpoints: tuple[str, ...]
-
-
-def prepare(settings: Settings, monitor: str, endpoints: Sequence[str] = ()) -> Prepared:
-    """Load a monitor's benchmark and resolve its endpoints; raises Config/BenchmarkError."""
-    mon = settings.monitor(monitor)
-    chosen = tuple(endpoints) or tuple(mon.endpoints)
-    unknown = [e for e in chosen if e not in mon.endpoints]
-    if unknown:
-        raise ConfigError(
-            f"{settings.source}: monitor {monitor!r} has no endpoint {unknown[0]!r} "
-            f"(its endpoints: {', '.join(mon.endpoints)})"
-        )
-    bench = load_benchmark(settings.benchmark(mon.benchmark))
-    return Prepared(mon, bench, chosen)
+__all__ = [
+    "build_daemon",
+    "build_service",
+    "check_config",
+    "cli_service",
+    "load_checked_settings",
+    "open_settings_store",
+    "run_daemon",
+    "validate",
+]
 
 
-def check_benchmarks(settings: Settings) -> list[Benchmark]:
-    """Load every benchmark once, so `check-config` finds bad data before the daemon does."""
+def check_config(settings: Settings) -> list[Benchmark]:
+    """Everything `check-config` and a reload verify before a config is accepted:
+    schedules, endpoint settings only the adapter can judge, and every benchmark's data."""
+    from monitor.scheduling import check_schedules  # noqa: PLC0415 - see the note above
+
+    check_schedules(settings)
+    check_endpoints(settings)
     return [load_benchmark(b) for b in settings.benchmarks]
 
 
-async def run_prepared(
-    settings: Settings,
-    prepared: Prepared,
-    store: SqlStore,
-    *,
-    trigger: str = "manual",
-    on_progress: Callable[[str, Progress], None] | None = None,
-) -> list[RunOutcome]:
-    """Run one monitor against its endpoints concurrently; one endpoint failing spares the rest."""
-    runner = Runner(store, judge=StoreJudge(store, lambda: settings))
-    async with HttpClient() as http:
-        requests = []
-        for name in prepared.endpoints:
-            ep = settings.endpoint(name)
-            await asyncio.to_thread(store.save_endpoint, name, ep.fingerprint(), utc_now())
-            requests.append(
-                RunRequest(
-                    monitor=prepared.monitor.name,
-                    benchmark=prepared.benchmark,
-                    endpoint=build_endpoint(ep, http),
-                    concurrency=ep.concurrency,
-                    degraded_threshold=prepared.monitor.degraded_threshold,
-                    trigger=trigger,
-                )
-            )
+def validate(settings: Settings) -> None:
+    """`check_config` without its result (the daemon's reload check)."""
+    check_config(settings)
 
-        def callback(name: str) -> Callable[[Progress], None] | None:
-            if on_progress is None:
-                return None
-            return lambda p: on_progress(name, p)
 
-        return list(
-            await asyncio.gather(
-                *(runner.run(r, on_progress=callback(r.endpoint.name)) for r in requests)
-            )
-        )
+def load_checked_settings(path: str | Path) -> Settings:
+    """Load a config, teach the log redactor its secrets, and check it whole."""
+    settings = load_settings(path)
+    redactor.update(settings.secrets)
+    validate(settings)
+    return settings
 
 
 def open_settings_store(settings: Settings) -> SqlStore:
     """Open (and migrate) the configured database."""
     return open_store(settings.storage.url)
+
+
+def build_service(
+    settings: Callable[[], Settings],
+    store: SqlStore,
+    http: HttpClient,
+    *,
+    endpoints: EndpointFactory | None = None,
+    metrics: RunMetrics | None = None,
+    alerts: AlertSink | None = None,
+    clock: Clock = utc_now,
+) -> RunService:
+    """The run use case over `store`, with endpoints sharing `http`'s connection pool."""
+    runner = Runner(
+        store, observe=None if metrics is None else metrics.observe_response, clock=clock
+    )
+    return RunService(
+        store,
+        settings=settings,
+        endpoints=endpoints or functools.partial(build_endpoint, http=http),
+        benchmarks=BenchmarkCache(),
+        runner=runner,
+        judge=StoreJudge(store, clock=clock),
+        metrics=metrics,
+        alerts=alerts,
+        clock=clock,
+    )
+
+
+@contextlib.asynccontextmanager
+async def cli_service(settings: Settings, store: SqlStore) -> AsyncIterator[RunService]:
+    """A `RunService` for one command: its HTTP client closes when the block ends."""
+    async with HttpClient() as http:
+        yield build_service(lambda: settings, store, http)
+
+
+def build_daemon(
+    config_path: str | Path,
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    endpoints: EndpointFactory | None = None,
+    notifier: Notifier | None = None,
+    load: Callable[[Path], Settings] = load_settings,
+    leader_lock: LeaderLock | None = None,
+    leader_timing: tuple[float, float] = (2.0, 1.0),
+    on_lost_leadership: Callable[[], None] | None = None,
+) -> tuple[Daemon, Callable[[], None]]:
+    """The service with every collaborator, and the function that releases what it
+    opened (the store, the job store's engine, the SQLite lock file).
+
+    On SQLite the lock file makes this process the only one, so it leads; on
+    PostgreSQL it campaigns for the advisory lock (`monitor.leadership`), or for
+    `leader_lock` when one is given, with `leader_timing` = (grace, check interval).
+    """
+    # the service's adapters load only here (see the note above)
+    from prometheus_client import disable_created_metrics  # noqa: PLC0415
+
+    from monitor.daemon import Daemon  # noqa: PLC0415
+    from monitor.housekeeping import RecordAndPrune  # noqa: PLC0415
+    from monitor.leadership import Leadership, exit_process  # noqa: PLC0415
+    from monitor.metrics import Metrics  # noqa: PLC0415
+    from monitor.notify import AlertService, Notifier  # noqa: PLC0415
+    from monitor.scheduling import Scheduler  # noqa: PLC0415
+    from monitor.storage.alerts import SqlAlertStore  # noqa: PLC0415
+    from monitor.storage.engine import create_engine  # noqa: PLC0415
+    from monitor.storage.leader import PostgresLeaderLock  # noqa: PLC0415
+    from monitor.storage.lockfile import SqliteLock  # noqa: PLC0415
+
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    url = settings.storage.url
+    sqlite_lock = SqliteLock(url)
+    sqlite_lock.acquire()
+    closers: list[Callable[[], None]] = [sqlite_lock.release]
+
+    def close() -> None:
+        for closer in reversed(closers):
+            closer()
+
+    try:
+        store = open_store(url)
+        closers.append(store.close)
+        jobs_engine = create_engine(url)
+        closers.append(jobs_engine.dispose)
+    except BaseException:
+        close()
+        raise
+    metrics = Metrics()
+    http = HttpClient()
+    notifier = notifier or Notifier()
+    holder: list[Daemon] = []
+
+    def current() -> Settings:
+        return holder[0].settings if holder else settings
+
+    alert_store = SqlAlertStore(jobs_engine)
+    alerts = AlertService(alert_store, notifier, current, clock=clock)
+    service = build_service(
+        current, store, http, endpoints=endpoints, metrics=metrics, alerts=alerts, clock=clock
+    )
+    leadership = None
+    if leader_lock is not None or not url.startswith("sqlite"):
+        lock = leader_lock or PostgresLeaderLock(url)
+        grace, check_every = leader_timing
+
+        async def acquired() -> None:
+            await holder[0].on_leadership_acquired()
+
+        def check() -> None:
+            holder[0].on_leadership_check()
+
+        leadership = Leadership(
+            lock,
+            on_acquired=acquired,
+            on_lost=on_lost_leadership or exit_process,
+            on_check=check,
+            grace=grace,
+            check_every=check_every,
+        )
+    daemon = Daemon(
+        config_path=Path(config_path),
+        settings=settings,
+        store=store,
+        service=service,
+        metrics=metrics,
+        load_settings=load,
+        validate=validate,
+        scheduler=Scheduler(jobs_engine),
+        leadership=leadership,
+        alerts=alerts,
+        alert_store=alert_store,
+        housekeeping=RecordAndPrune(service.record_pending, store, current, clock=clock),
+        resources=(http, notifier),
+        clock=clock,
+    )
+    holder.append(daemon)
+    return daemon, close
+
+
+def run_daemon(config_path: str) -> int:
+    """Load, validate and serve; the `monitor serve` command."""
+    settings = load_checked_settings(config_path)
+
+    async def serve() -> int:
+        daemon, close = build_daemon(config_path, settings)
+        try:
+            return await daemon.serve()
+        finally:
+            close()
+
+    return asyncio.run(serve())

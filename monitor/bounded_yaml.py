@@ -174,6 +174,14 @@ def describe_error(exc: yaml.MarkedYAMLError) -> str:
 Path_ = tuple[str | int, ...]
 
 
+def format_path(path: Path_) -> str:
+    """``endpoints[1].timeout`` from ``("endpoints", 1, "timeout")``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(top level)"
+
+
 class _Builder:
     """Plain data from a composed tree, recording the line of every path; a scalar is
     constructed once however often it is aliased."""
@@ -184,8 +192,6 @@ class _Builder:
         self.constructor = yaml.SafeLoader("")  # only its constructor methods are used
 
     def error(self, node: Node, path: Path_, message: str) -> ConfigError:
-        from monitor.config import format_path  # noqa: PLC0415 - config imports this module
-
         return ConfigError(
             f"{self.source}:{node.start_mark.line + 1}: {format_path(path)}: {message}"
         )

@@ -1,7 +1,7 @@
 """The `monitor` command.
 
-Exit codes (design.md §8): 0 ok, 1 regression detected, 2 bad config or data,
-3 run failed, degraded or aborted. When several endpoints disagree the most severe
+Exit codes (the README's quick start): 0 ok, 1 regression detected, 2 bad config or
+data, 3 run failed, degraded or aborted. When several endpoints disagree the most severe
 wins: 3 over 1, because a run that could not be judged is worse than one that was.
 """
 
@@ -20,6 +20,7 @@ from monitor import __version__
 
 if TYPE_CHECKING:
     from monitor.config import Settings
+    from monitor.runner import Progress as RunProgress
     from monitor.runner import RunOutcome
 
 EXIT_OK, EXIT_REGRESSION, EXIT_CONFIG, EXIT_RUN_FAILED = 0, 1, 2, 3
@@ -124,15 +125,11 @@ def _settings(path: str) -> Settings:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from monitor.benchmarks import load_benchmark
-    from monitor.endpoints import check_endpoints
-    from monitor.scheduling import check_schedules
+    from monitor.app import check_config
 
     path = args.file or args.config_opt or "monitor.yaml"
     settings = _settings(path)
-    check_schedules(settings)
-    check_endpoints(settings)
-    benches = [load_benchmark(b) for b in settings.benchmarks]
+    benches = check_config(settings)
     items = sum(len(b.items) for b in benches)
     print(
         f"{path}: ok ({len(settings.endpoints)} endpoints, {len(benches)} benchmarks "
@@ -142,23 +139,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from monitor.app import open_settings_store, prepare, run_prepared
+    from monitor.app import open_settings_store
     from monitor.core.model import RunStatus, VerdictKind
-    from monitor.runner import describe_outcome
 
     settings = _settings(args.config)
-    prepared = prepare(settings, args.monitor, args.endpoint)
     store = open_settings_store(settings)
     try:
         show_bar = args.format == "table" and sys.stdout.isatty() and not args.no_progress
-        if show_bar:
-            outcomes = _run_with_progress_bar(settings, prepared, store)
-        else:
-            outcomes = asyncio.run(run_prepared(settings, prepared, store))
+        outcomes = asyncio.run(_run_monitor(settings, store, args.monitor, args.endpoint, show_bar))
     finally:
         store.close()
     if args.format == "json":
-        print(json.dumps({"runs": [describe_outcome(o) for o in outcomes]}, indent=2))
+        print(json.dumps({"runs": [o.document() for o in outcomes]}, indent=2))
     else:
         _print_outcomes(outcomes)
     if any(o.run.status is not RunStatus.SUCCEEDED for o in outcomes):
@@ -168,33 +160,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_with_progress_bar(settings: Settings, prepared: Any, store: Any) -> list[RunOutcome]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+async def _run_monitor(
+    settings: Settings, store: Any, monitor: str, endpoints: Sequence[str], show_bar: bool
+) -> list[RunOutcome]:
+    from monitor.app import cli_service
 
-    from monitor.app import run_prepared
-    from monitor.runner import Progress as RunProgress
+    async with cli_service(settings, store) as service:
+        if not show_bar:
+            return await service.run_monitor(monitor, endpoints)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("errors {task.fields[errors]}  {task.fields[rate]:.1f} items/s"),
-    )
-    with Progress(*columns, transient=False) as bar:
-        tasks = {
-            name: bar.add_task(
-                f"{prepared.monitor.name} @ {name}",
-                total=len(prepared.benchmark.items),
-                errors=0,
-                rate=0.0,
-            )
-            for name in prepared.endpoints
-        }
+        from monitor.service import select_endpoints
 
-        def update(name: str, p: RunProgress) -> None:
-            bar.update(tasks[name], completed=p.done, errors=p.errors, rate=p.rate)
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("errors {task.fields[errors]}  {task.fields[rate]:.1f} items/s"),
+        )
+        with Progress(*columns, transient=False) as bar:
+            tasks = {
+                name: bar.add_task(f"{monitor} @ {name}", total=None, errors=0, rate=0.0)
+                for name in select_endpoints(settings, monitor, endpoints)
+            }
 
-        return asyncio.run(run_prepared(settings, prepared, store, on_progress=update))
+            def update(name: str, p: RunProgress) -> None:
+                bar.update(
+                    tasks[name], total=p.total, completed=p.done, errors=p.errors, rate=p.rate
+                )
+
+            return await service.run_monitor(monitor, endpoints, on_progress=update)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -251,7 +246,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from monitor.app import open_settings_store
-    from monitor.runner import run_document
+    from monitor.documents import run_document
 
     settings = _settings(args.config)
     store = open_settings_store(settings)
@@ -334,15 +329,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     from monitor.app import open_settings_store
+    from monitor.clock import utc_now
     from monitor.core.model import RunStatus
     from monitor.errors import MonitorError
     from monitor.judge import rebaseline
-    from monitor.runner import utc_now
 
     settings = _settings(args.config)
     store = open_settings_store(settings)
     try:
-        runs = [store.get_run(rid) for rid in args.runs]
+        found = store.get_runs(args.runs)
+        runs = [found.get(rid) for rid in args.runs]
         for rid, run in zip(args.runs, runs, strict=True):
             if run is None:
                 raise MonitorError(f"no run with id {rid}")
@@ -370,7 +366,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from monitor.daemon import run_daemon
+    from monitor.app import run_daemon
 
     return run_daemon(args.config)
 

@@ -16,60 +16,19 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from monitor.config import MonitorSettings, Settings
-from monitor.core.model import ItemResult, Run, RunStatus, ScoreSummary, Verdict
-from monitor.core.scoring import build_scorer
-from monitor.errors import ConfigError
-from monitor.runner import utc_now
+from monitor.clock import utc_now
+from monitor.config import MonitorSettings
+from monitor.core.evidence import RunEvidence
+from monitor.core.model import Run, RunStatus, Verdict
+from monitor.core.scoring import Scorer
+from monitor.ports import Clock, JudgeStore
 
 if TYPE_CHECKING:  # the policy pulls in scipy: import it when the first run is judged
     from monitor.core.policy import DriftSettings, Evaluation
-
-
-class JudgeStore(Protocol):
-    """The reads and writes judging needs."""
-
-    def get_run(self, run_id: int) -> Run | None: ...
-
-    def baseline_run_ids(
-        self, *, monitor: str, endpoint: str, benchmark_version: str, k: int, before_run_id: int
-    ) -> list[int]: ...
-
-    def pinned_run_ids(self, *, monitor: str, endpoint: str) -> list[int]: ...
-
-    def pin_baseline(
-        self, *, monitor: str, endpoint: str, run_ids: Sequence[int], now: datetime
-    ) -> None: ...
-
-    def reset_sequential_state(self, *, monitor: str, endpoint: str) -> None: ...
-
-    def item_scores(self, run_ids: Sequence[int], scorer: str) -> dict[int, dict[str, float]]: ...
-
-    def run_scores(self, run_ids: Sequence[int]) -> dict[int, list[ScoreSummary]]: ...
-
-    def item_results(
-        self, run_id: int, *, limit: int | None = None, offset: int = 0
-    ) -> list[ItemResult]: ...
-
-    def get_sequential_state(
-        self, monitor: str, endpoint: str, scorer: str, benchmark_version: str
-    ) -> float: ...
-
-    def set_sequential_state(  # noqa: PLR0917 - mirrors SqlStore's signature
-        self,
-        monitor: str,
-        endpoint: str,
-        scorer: str,
-        benchmark_version: str,
-        value: float,
-        now: datetime,
-    ) -> None: ...
-
-    def save_verdicts(self, run_id: int, verdicts: Sequence[Verdict]) -> None: ...
 
 
 def rebaseline(
@@ -101,32 +60,36 @@ def drift_settings(mon: MonitorSettings) -> DriftSettings:
 
 
 class StoreJudge:
-    """Reads baselines from the store, applies the policy, stores verdicts."""
+    """Reads baselines from the store, applies the policy, stores verdicts.
 
-    def __init__(
-        self,
-        store: JudgeStore,
-        settings: Callable[[], Settings],
-        *,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
+    The judged run's own evidence comes from the runner, in memory; the store is asked
+    only for the baseline: its item scores per scorer, its run-level scores (split gaps)
+    and the narrow drift signals (`JudgeStore.baseline_signals`, no output text).
+    """
+
+    def __init__(self, store: JudgeStore, *, clock: Clock = utc_now) -> None:
         self._store = store
-        self._settings = settings
         self._clock = clock
 
-    async def judge(self, run: Run, scores: Mapping[str, Mapping[str, float]]) -> list[Verdict]:
-        return await asyncio.to_thread(self.judge_sync, run, scores)
+    async def judge(
+        self,
+        run: Run,
+        evidence: RunEvidence,
+        monitor: MonitorSettings,
+        scorers: Sequence[Scorer],
+    ) -> list[Verdict]:
+        return await asyncio.to_thread(self.judge_sync, run, evidence, monitor, scorers)
 
     def _baseline(self, run: Run, mon: MonitorSettings) -> tuple[list[int], int, str]:
         """Baseline run ids (oldest first), how many are required, and a description."""
         store = self._store
         k = mon.drift.rolling_window
         pinned_all = store.pinned_run_ids(monitor=run.monitor, endpoint=run.endpoint)
+        pinned_runs = store.get_runs([rid for rid in pinned_all if rid < run.id])
         pinned = [
             rid
             for rid in pinned_all
-            if rid < run.id
-            and (r := store.get_run(rid)) is not None
+            if (r := pinned_runs.get(rid)) is not None
             and r.benchmark_version == run.benchmark_version
         ]
         if k is None:  # pinned: only pinned runs of this benchmark version count
@@ -149,45 +112,46 @@ class StoreJudge:
         listed = ",".join(map(str, rolling)) or "none yet"
         return rolling, mon.drift.required_runs, f"rolling:{k} (runs {listed})"
 
-    def judge_sync(self, run: Run, scores: Mapping[str, Mapping[str, float]]) -> list[Verdict]:
+    def judge_sync(
+        self,
+        run: Run,
+        evidence: RunEvidence,
+        mon: MonitorSettings,
+        scorers: Sequence[Scorer],
+    ) -> list[Verdict]:
         """Evaluate every scorer and drift signal of `run`; store and return the verdicts."""
         from monitor.core.policy import ScorerHistory, decide, evaluate_scorer  # noqa: PLC0415
 
-        settings = self._settings()
-        try:
-            mon = settings.monitor(run.monitor)
-        except ConfigError:
-            return []  # the monitor was removed by a reload while this run was going
-        specs = {s.name: s for s in settings.benchmark(mon.benchmark).scorers}
+        built = {s.name: s for s in scorers}
         policy = drift_settings(mon)
         store = self._store
         ids, need, description = self._baseline(run, mon)
         evaluations: list[Evaluation] = []
-        for scorer, current in scores.items():
-            spec = specs.get(scorer)
-            if spec is None:
+        for name, current in evidence.scores.items():
+            scorer = built.get(name)
+            if scorer is None:  # `scorer[split]` subsets are judged by their split gap
                 continue
-            per_run = store.item_scores(ids, scorer) if ids else {}
+            per_run = store.item_scores(ids, name) if ids else {}
             evaluations.append(
                 evaluate_scorer(
                     ScorerHistory(
-                        scorer=scorer,
-                        binary=build_scorer(spec).binary,
+                        scorer=name,
+                        binary=scorer.binary,
                         current=current,
                         baseline=[per_run.get(rid, {}) for rid in ids],
                         baseline_description=description,
                         required_runs=need,
                         cusum_state=store.get_sequential_state(
-                            run.monitor, run.endpoint, scorer, run.benchmark_version
+                            run.monitor, run.endpoint, name, run.benchmark_version
                         ),
                     ),
                     policy,
                 )
             )
         if ids and run.status is RunStatus.SUCCEEDED:
-            evaluations.extend(self._split_gaps(scores, ids, description, policy))
-            classifiers = [s.name for s in specs.values() if s.kind == "classification"]
-            evaluations.extend(self._drift(run, ids, description, policy, bool(classifiers)))
+            evaluations.extend(self._split_gaps(evidence.scores, ids, description, policy))
+            labels = any(s.kind == "classification" for s in scorers)
+            evaluations.extend(self._drift(evidence, ids, description, policy, labels))
         verdicts = decide(evaluations, policy, degraded=run.status is RunStatus.DEGRADED)
         now = self._clock()
         for v in verdicts:
@@ -233,30 +197,29 @@ class StoreJudge:
         return out
 
     def _drift(
-        self, run: Run, ids: Sequence[int], description: str, policy: DriftSettings, labels: bool
+        self,
+        current: RunEvidence,
+        ids: Sequence[int],
+        description: str,
+        policy: DriftSettings,
+        labels: bool,
     ) -> list[Evaluation]:
         """Distribution drift of latency, output length and (for classifiers) labels."""
         from monitor.core.policy import evaluate_categories, evaluate_distribution  # noqa: PLC0415
 
-        current = self._store.item_results(run.id)
-        baseline = [r for rid in ids for r in self._store.item_results(rid)]
-
-        def ok(results: Sequence[ItemResult]) -> list[ItemResult]:
-            return [r for r in results if r.error is None and r.output is not None]
-
-        cur, base = ok(current), ok(baseline)
+        base = self._store.baseline_signals(ids, labels=labels)
         out = [
             evaluate_distribution(
                 "latency_seconds",
-                [r.latency_s for r in base],
-                [r.latency_s for r in cur],
+                base.latencies,
+                list(current.latencies),
                 policy,
                 baseline_description=description,
             ),
             evaluate_distribution(
                 "output_length_chars",
-                [len(r.output or "") for r in base],
-                [len(r.output or "") for r in cur],
+                base.output_lengths,
+                list(current.output_lengths),
                 policy,
                 baseline_description=description,
             ),
@@ -265,14 +228,10 @@ class StoreJudge:
             out.append(
                 evaluate_categories(
                     "predicted_label",
-                    Counter(_label(r.output) for r in base),
-                    Counter(_label(r.output) for r in cur),
+                    Counter(base.labels),
+                    Counter(current.labels),
                     policy,
                     baseline_description=description,
                 )
             )
         return out
-
-
-def _label(output: str | None) -> str:
-    return (output or "").strip().lower()[:100]

@@ -1,4 +1,4 @@
-"""Prometheus metrics on an injected registry (design.md §6).
+"""Prometheus metrics on an injected registry (the README's metrics table).
 
 Run-derived series come from the store, not from process memory: `StoreCollector`
 serves a snapshot built by `build_snapshot` after each run and at start, so after a
@@ -313,6 +313,9 @@ class Metrics:
 
     def observe_run(self, monitor: str, endpoint: str, duration_s: float) -> None:
         self.run_duration.labels(monitor, endpoint).observe(duration_s)
+
+    def set_alerts_firing(self, count: int) -> None:
+        self.alerts_firing.set(count)
 
     def initialize_targets(self, targets: Sequence[MonitorTarget]) -> None:
         """Create zero-valued series so rate() and absent() behave before the first run."""

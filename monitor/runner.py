@@ -1,21 +1,26 @@
-"""One run end to end: items -> endpoint -> scorers -> store -> verdicts.
+"""One run's execution: items -> endpoint -> scorers -> store, with the judge hook.
 
-The runner talks to its adapters through the Protocols below, so tests hand it fakes
-and the composition root (`monitor.app`) hands it the real ones. This is the one place
-that catches broadly: a run that breaks is recorded as failed and logged once, and the
-caller (CLI or scheduler) carries on with the next run.
+The runner talks to its adapters only through `monitor.ports`. It streams item results
+to the store in batches, keeps in memory what the judge needs (`RunEvidence`), asks the
+judge hook for verdicts before the run is marked finished, and records the run's final
+state even when the database is briefly away. It catches broadly at one place: a run
+that breaks is recorded as failed and logged once, and the caller carries on.
+
+`monitor.service.RunService` decides what to run (the plan); this module only runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
+from monitor.clock import utc_now
+from monitor.core.evidence import RunEvidence, predicted_label
 from monitor.core.model import (
     Benchmark,
     Item,
@@ -26,66 +31,51 @@ from monitor.core.model import (
     ScoreSummary,
     Verdict,
 )
+from monitor.core.retry import RetryPolicy
 from monitor.core.scoring import Scorer, build_scorer, macro_f1_summary, summarize_scores
+from monitor.documents import run_document
 from monitor.errors import StorageError
 from monitor.log import get_logger
+from monitor.ports import Clock, EndpointClient, JudgeHook, RunStore
+
+__all__ = [
+    "STORE_RETRY",
+    "Progress",
+    "RunOutcome",
+    "RunRequest",
+    "Runner",
+    "retry_storage",
+]
 
 T = TypeVar("T")
 
-
-class EndpointClient(Protocol):
-    """Sends one item to a model; never raises for endpoint failures (see Response.error)."""
-
-    name: str
-
-    async def predict(self, item: Item) -> Response: ...
+# Store writes while the database is briefly away (restart, failover): 0.5 s doubling to
+# 10 s, about two minutes in all. Acknowledged (committed) results are never rewritten,
+# and a batch written twice is deduplicated by the store's unique (run, item) key.
+STORE_RETRY = RetryPolicy(retries=16, base_delay=0.5, max_delay=10.0, jitter=0.0)
 
 
-class RunStore(Protocol):
-    """The part of the store a run writes to."""
-
-    def save_benchmark(self, bench: Benchmark, now: datetime) -> None: ...
-
-    def start_run(
-        self,
-        *,
-        monitor: str,
-        benchmark: str,
-        benchmark_version: str,
-        endpoint: str,
-        trigger: str,
-        started_at: datetime,
-    ) -> Run: ...
-
-    def add_item_results(self, run_id: int, results: Sequence[ItemResult]) -> None: ...
-
-    def finish_run(
-        self,
-        run_id: int,
-        *,
-        status: RunStatus,
-        finished_at: datetime,
-        n_items: int,
-        n_errors: int,
-        model_id: str | None,
-        scores: Sequence[ScoreSummary],
-    ) -> Run: ...
-
-
-class Judge(Protocol):
-    """Turns a finished run's per-item scores into verdicts (statistics live behind it)."""
-
-    async def judge(self, run: Run, scores: Mapping[str, Mapping[str, float]]) -> list[Verdict]: ...
-
-
-def utc_now() -> datetime:
-    """The wall clock, aware and in UTC."""
-    return datetime.now(UTC)
+async def retry_storage(policy: RetryPolicy, what: str, fn: Callable[..., T], *args: Any) -> T:
+    """Call `fn` in a worker thread, retrying `StorageError` as `policy` says."""
+    rng = random.Random()
+    attempt = 0
+    while True:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except StorageError as exc:
+            attempt += 1
+            if attempt > policy.retries:
+                raise
+            delay = policy.delay(attempt, None, rng)
+            get_logger("runner").warning(
+                "storage_retry", action=what, error=str(exc), retry_in_s=delay
+            )
+            await asyncio.sleep(delay)
 
 
 @dataclass(frozen=True, slots=True)
 class RunRequest:
-    """What to run: a monitor's benchmark against one endpoint."""
+    """What to run: a monitor's benchmark, scored by `scorers`, against one endpoint."""
 
     monitor: str
     benchmark: Benchmark
@@ -93,6 +83,11 @@ class RunRequest:
     concurrency: int
     degraded_threshold: float = 0.05
     trigger: str = "manual"
+    # built once per plan (monitor.service); empty means "build the benchmark's own"
+    scorers: tuple[Scorer, ...] = ()
+
+    def built_scorers(self) -> tuple[Scorer, ...]:
+        return self.scorers or tuple(build_scorer(s) for s in self.benchmark.scorers)
 
 
 @dataclass(slots=True)
@@ -119,34 +114,9 @@ class RunOutcome:
     verdicts: tuple[Verdict, ...]
     duration_s: float
 
-
-@dataclass(frozen=True, slots=True)
-class StoreRetry:
-    """Retries of store writes while the database is briefly away (restart, failover).
-
-    Exponential backoff from `first_delay` up to `max_delay`, giving up after `budget`
-    seconds; results that were acknowledged (committed) are never rewritten, and a
-    batch written twice is deduplicated by the store's unique (run, item) key.
-    """
-
-    budget: float = 120.0
-    first_delay: float = 0.5
-    max_delay: float = 10.0
-
-    async def call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        delay, waited = self.first_delay, 0.0
-        while True:
-            try:
-                return await asyncio.to_thread(fn, *args)
-            except StorageError as exc:
-                if waited >= self.budget:
-                    raise
-                get_logger("runner").warning(
-                    "storage_retry", action=what, error=str(exc), retry_in_s=delay
-                )
-                await asyncio.sleep(delay)
-                waited += delay
-                delay = min(delay * 2, self.max_delay)
+    def document(self) -> dict[str, Any]:
+        """The run document (`monitor run --format json`, `GET /api/v1/runs`)."""
+        return run_document(self.run, self.scores, self.verdicts, self.duration_s)
 
 
 class _ResultWriter:
@@ -162,7 +132,7 @@ class _ResultWriter:
         run_id: int,
         batch_size: int,
         interval: float,
-        retry: StoreRetry,
+        retry: RetryPolicy,
     ) -> None:
         self._store, self._run_id, self._retry = store, run_id, retry
         self._batch_size, self._interval = batch_size, interval
@@ -188,8 +158,8 @@ class _ResultWriter:
 
     async def _write_loop(self) -> None:
         while (batch := await self._queue.get()) is not None:
-            await self._retry.call(
-                "store item results", self._store.add_item_results, self._run_id, batch
+            await retry_storage(
+                self._retry, "store item results", self._store.add_item_results, self._run_id, batch
             )
 
     async def close(self) -> None:
@@ -211,20 +181,18 @@ class Runner:
         self,
         store: RunStore,
         *,
-        judge: Judge | None = None,
         observe: Callable[[str, Response], None] | None = None,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = utc_now,
         batch_size: int = 256,
         flush_interval: float = 1.0,
-        store_retry: StoreRetry | None = None,
+        store_retry: RetryPolicy = STORE_RETRY,
     ) -> None:
         self._store = store
-        self._judge = judge
         self._observe = observe
         self._clock = clock
         self._batch_size = batch_size
         self._flush_interval = flush_interval
-        self._retry = store_retry or StoreRetry()
+        self._retry = store_retry
         self._unrecorded: dict[int, Callable[[], Run]] = {}
         self.active: set[int] = set()  # ids of runs executing in this process
         # benchmark version -> its (possibly still running) save; shared by concurrent runs
@@ -232,12 +200,16 @@ class Runner:
         self._log = get_logger("runner")
 
     async def run(
-        self, request: RunRequest, *, on_progress: Callable[[Progress], None] | None = None
+        self,
+        request: RunRequest,
+        *,
+        judge: JudgeHook | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
     ) -> RunOutcome:
         """Run every item once, store results as they come, then aggregate and judge."""
         bench = request.benchmark
-        scorers = [build_scorer(spec) for spec in bench.scorers]
-        run = await self._retry.call(
+        run = await retry_storage(
+            self._retry,
             "start the run",
             lambda: self._store.start_run(
                 monitor=request.monitor,
@@ -257,12 +229,10 @@ class Runner:
         )
         log.info("run_started", items=len(bench.items), trigger=request.trigger)
         progress = Progress(total=len(bench.items))
-        collected = _Collected(scorers)
+        collected = _Collected(request.built_scorers())
         self.active.add(run.id)
         try:
-            return await self._complete(
-                request, run, collected, progress, on_progress=on_progress, log=log
-            )
+            return await self._complete(request, run, collected, progress, judge, on_progress, log)
         finally:
             self.active.discard(run.id)
 
@@ -278,8 +248,12 @@ class Runner:
         saving = self._saving.get(key)
         if saving is None:
             saving = asyncio.ensure_future(
-                self._retry.call(
-                    "store the benchmark", self._store.save_benchmark, bench, self._clock()
+                retry_storage(
+                    self._retry,
+                    "store the benchmark",
+                    self._store.save_benchmark,
+                    bench,
+                    self._clock(),
                 )
             )
             self._saving[key] = saving
@@ -291,13 +265,13 @@ class Runner:
             saving.add_done_callback(forget_on_failure)
         return saving
 
-    async def _complete(
+    async def _complete(  # noqa: PLR0917 - private step of run()
         self,
         request: RunRequest,
         run: Run,
         collected: _Collected,
         progress: Progress,
-        *,
+        judge: JudgeHook | None,
         on_progress: Callable[[Progress], None] | None,
         log: Any,
     ) -> RunOutcome:
@@ -324,10 +298,10 @@ class Runner:
         # Judge before marking the run finished, so that anyone who sees a finished run
         # (API, metrics, demo) also sees its verdicts.
         verdicts: list[Verdict] = []
-        if self._judge is not None:
+        if judge is not None:
             judged = replace(run, status=status, n_items=progress.done, n_errors=progress.errors)
             try:
-                verdicts = await self._judge.judge(judged, collected.judged_scores())
+                verdicts = await judge(judged, collected.evidence())
             except Exception as exc:
                 log.exception("judge_failed", error=f"{type(exc).__name__}: {exc}")
         finished = await self._finish(run, status, collected, progress, scores=summaries)
@@ -408,7 +382,7 @@ class Runner:
             )
 
         try:
-            return await asyncio.shield(self._retry.call("finish the run", finish))
+            return await asyncio.shield(retry_storage(self._retry, "finish the run", finish))
         except StorageError:
             # The database is still away: keep the final state and write it when it is
             # back (`record_pending`), so the run is marked, not left `running`.
@@ -436,7 +410,7 @@ class Runner:
 
 
 class _Collected:
-    """Scores every response and keeps what aggregation and statistics need."""
+    """Scores every response and keeps what aggregation and the judge need."""
 
     def __init__(self, scorers: Sequence[Scorer]) -> None:
         self._scorers = scorers
@@ -447,6 +421,10 @@ class _Collected:
         self.model_id: str | None = None
         # scorer -> split value -> item key -> score (benchmarks with a `split:` field)
         self.splits: dict[str, dict[str, dict[str, float]]] = {}
+        # drift signals of the answered items (the judge's in-memory evidence)
+        self.latencies: list[float] = []
+        self.output_lengths: list[int] = []
+        self.predicted: list[str] = []
 
     def add(self, item: Item, response: Response) -> ItemResult:
         if self.model_id is None and response.model_id:
@@ -454,6 +432,10 @@ class _Collected:
         item_scores: dict[str, float] = {}
         output = response.output
         if response.error is None and output is not None:
+            self.latencies.append(response.latency_s)
+            self.output_lengths.append(len(output))
+            if self._labels:
+                self.predicted.append(predicted_label(output))
             for scorer in self._scorers:
                 value = scorer(output, item.reference)
                 item_scores[scorer.name] = value
@@ -493,83 +475,20 @@ class _Collected:
         )
         return out
 
-    def judged_scores(self) -> dict[str, dict[str, float]]:
-        """Per-item scores for the judge: every scorer, plus `scorer[split]` subsets."""
-        out = dict(self.scores)
+    def evidence(self) -> RunEvidence:
+        """The judge's input: every scorer's item scores (plus `scorer[split]` subsets)
+        and the answered items' latency, output length and, for classifiers, label."""
+        scores: dict[str, dict[str, float]] = dict(self.scores)
         for name, by_split in self.splits.items():
             for split, values in by_split.items():
-                out[f"{name}[{split}]"] = values
-        return out
+                scores[f"{name}[{split}]"] = values
+        return RunEvidence(
+            scores=scores,
+            latencies=self.latencies,
+            output_lengths=self.output_lengths,
+            labels=self.predicted,
+        )
 
 
 def _round(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 4)
-
-
-def describe_outcome(outcome: RunOutcome) -> dict[str, Any]:
-    """The run object of design.md §8 (`monitor run --format json`, `GET /api/v1/runs`)."""
-    run = outcome.run
-    return run_document(run, outcome.scores, outcome.verdicts, outcome.duration_s)
-
-
-def run_document(
-    run: Run,
-    scores: Sequence[ScoreSummary],
-    verdicts: Sequence[Verdict],
-    duration_s: float | None = None,
-) -> dict[str, Any]:
-    """Serialize a run with its scores and verdicts to plain JSON-ready data."""
-    if duration_s is None and run.finished_at is not None:
-        duration_s = (run.finished_at - run.started_at).total_seconds()
-    return {
-        "id": run.id,
-        "monitor": run.monitor,
-        "endpoint": run.endpoint,
-        "benchmark": run.benchmark,
-        "benchmark_version": run.benchmark_version,
-        "trigger": run.trigger,
-        "status": run.status.value,
-        "model_id": run.model_id,
-        "n_items": run.n_items,
-        "n_errors": run.n_errors,
-        "started_at": run.started_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "duration_s": None if duration_s is None else round(duration_s, 3),
-        "scores": {
-            s.scorer: {
-                "value": _json_float(s.value),
-                "ci_lower": _json_float(s.ci_lower),
-                "ci_upper": _json_float(s.ci_upper),
-                "n": s.n,
-            }
-            for s in scores
-        },
-        "verdicts": {v.scorer: verdict_document(v) for v in verdicts},
-    }
-
-
-def verdict_document(v: Verdict) -> dict[str, Any]:
-    """Serialize one verdict with the evidence behind it."""
-    return {
-        "verdict": v.verdict.value,
-        "test": v.test,
-        "baseline": v.baseline,
-        "baseline_score": _json_float(v.baseline_score),
-        "statistic": _json_float(v.statistic),
-        "p_value": _json_float(v.p_value),
-        "p_adjusted": _json_float(v.p_adjusted),
-        "effect": _json_float(v.effect),
-        "effect_ci": None
-        if v.effect_ci is None
-        else [_json_float(v.effect_ci[0]), _json_float(v.effect_ci[1])],
-        "changed_items": {
-            "pass_to_fail": list(v.changed.pass_to_fail),
-            "fail_to_pass": list(v.changed.fail_to_pass),
-        },
-        "detail": v.detail,
-    }
-
-
-def _json_float(value: float | None) -> float | None:
-    # JSON has no NaN; None says "not computed" to every consumer
-    return None if value is None or math.isnan(value) else value

@@ -4,7 +4,7 @@ Jobs live in APScheduler 3.11's SQLAlchemy job store, in the monitor's own datab
 engine is handed in, configured like the store's: WAL and busy timeout on SQLite), so
 fire times survive restarts: a fire time missed while the daemon was down runs once at
 start (coalesced) if it is within the misfire grace time. A job does nothing but hand a
-`RunSpec` to `submit`, the one seam between scheduling and execution (design.md §9);
+`RunSpec` to `submit`, the one seam between scheduling and execution (docs/architecture.md);
 overlap and catch-up are the executor's business, not the scheduler's.
 """
 
@@ -190,13 +190,11 @@ class Scheduler:
     def __init__(
         self,
         engine: Engine,
-        submit: Submit,
         *,
         instance: str = "monitor",
         misfire_grace: float = 3600.0,
     ) -> None:
         self._instance = instance
-        self._submit = submit
         self._store = SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")
         self._scheduler = AsyncIOScheduler(
             jobstores={"default": self._store},
@@ -212,13 +210,14 @@ class Scheduler:
     def running(self) -> bool:
         return bool(self._scheduler.running)
 
-    def start(self, settings: Settings, *, paused: bool = False) -> None:
-        """Register the submit target, sync jobs with the settings, start firing.
+    def start(self, settings: Settings, submit: Submit, *, paused: bool = False) -> None:
+        """Register `submit` as the target of fire times, sync jobs with the settings,
+        start firing.
 
         A replica that is not the leader starts `paused`: it keeps the stored jobs in
         step with its config but fires nothing until `resume`.
         """
-        _SUBMITTERS[self._instance] = self._submit
+        _SUBMITTERS[self._instance] = submit
         self._create_jobs_table()
         self._scheduler.start(paused=True)
         self.sync(settings)

@@ -1,18 +1,24 @@
-"""Shared fixtures: a simulated model in a child process and `monitor serve` children."""
+"""Fixtures every test package shares: fresh databases on both backends, a closed port,
+recorded retry waits, a simulated model in a child process and `monitor serve` children.
+
+The doubles themselves live in tests/fakes.py."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from tests.daemon.harness import Daemon, Simulator
+from tests.fakes import RecordingSleep
 
 
 @pytest.fixture
@@ -38,6 +44,57 @@ def daemons() -> Iterator[list[Daemon]]:
     yield started
     for d in started:
         d.kill()
+
+
+@pytest.fixture
+def sleeps() -> RecordingSleep:
+    """The retry waits a client (HttpClient, Notifier) was asked to make, returned at once."""
+    return RecordingSleep()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+MAINTENANCE_DSN = os.environ.get("MONITOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_conninfo() -> str:
+    return MAINTENANCE_DSN.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh, empty database on SQLite and on PostgreSQL (marked postgres)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'monitor.db'}"
+        return
+    name = f"monitor_test_{uuid.uuid4().hex[:16]}"
+    try:
+        admin = psycopg.connect(_pg_conninfo(), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        # A failure, not a skip: scripts/test.sh starts PostgreSQL, so this means it is broken.
+        pytest.fail(f"PostgreSQL unreachable at {MAINTENANCE_DSN}: {exc}")
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    info = psycopg.conninfo.conninfo_to_dict(_pg_conninfo())
+    user, host, port = info.get("user", "postgres"), info.get("host", "127.0.0.1"), info.get("port")
+    try:
+        yield f"postgresql+psycopg://{user}@{host}:{port or 5432}/{name}"
+    finally:
+        with psycopg.connect(_pg_conninfo(), autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 PG = os.environ.get("MONITOR_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=test")

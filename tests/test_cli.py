@@ -50,7 +50,7 @@ class TestRunCommand:
     def test_json_output_has_the_documented_shape(
         self, tmp_path: Path, simulator: Simulator
     ) -> None:
-        """`monitor run --format json` prints one object with the run fields of design §8."""
+        """`monitor run --format json` prints one object of run documents."""
         cfg = config(tmp_path, simulator.url, items=50)
         done = monitor("run", "gate", "--config", str(cfg), "--format", "json")
         assert done.returncode == 0, done.stderr

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from monitor.config import Settings, parse_settings
 from monitor.core.model import Benchmark, Item, Response, RunStatus, ScorerSpec, VerdictKind
+from monitor.core.scoring import build_scorer
 from monitor.judge import StoreJudge, rebaseline
+from monitor.ports import JudgeHook
 from monitor.runner import Runner, RunRequest
 from monitor.storage import SqlStore, open_store
 
@@ -57,10 +62,16 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
     s.close()
 
 
+def judge_hook(store: SqlStore, cfg: Settings, bench: Benchmark = BENCH) -> JudgeHook:
+    """The judge bound to monitor `mon`'s settings, as `RunService` binds it."""
+    scorers = tuple(build_scorer(s) for s in bench.scorers)
+    return functools.partial(StoreJudge(store).judge, monitor=cfg.monitor("mon"), scorers=scorers)
+
+
 async def run_once(store: SqlStore, model: Model, cfg: Settings) -> tuple[int, str]:
-    runner = Runner(store, judge=StoreJudge(store, lambda: cfg))
-    outcome = await runner.run(
-        RunRequest(monitor="mon", benchmark=BENCH, endpoint=model, concurrency=8)
+    outcome = await Runner(store).run(
+        RunRequest(monitor="mon", benchmark=BENCH, endpoint=model, concurrency=8),
+        judge=judge_hook(store, cfg),
     )
     assert outcome.run.status is RunStatus.SUCCEEDED
     verdict = next(v for v in outcome.verdicts if v.scorer == "exact_match")
@@ -159,11 +170,12 @@ class TestSplit:
         )
         bench = Benchmark("b", "v1", items, (ScorerSpec("exact_match", "exact_match"),))
         model, cfg = Model(), settings()
-        runner = Runner(store, judge=StoreJudge(store, lambda: cfg))
+        runner = Runner(store)
 
         async def go() -> dict[str, str]:
             out = await runner.run(
-                RunRequest(monitor="mon", benchmark=bench, endpoint=model, concurrency=8)
+                RunRequest(monitor="mon", benchmark=bench, endpoint=model, concurrency=8),
+                judge=judge_hook(store, cfg, bench),
             )
             assert {"exact_match[public]", "exact_match[private]"} <= {s.scorer for s in out.scores}
             return {v.scorer: v.verdict.value for v in out.verdicts}
@@ -175,3 +187,53 @@ class TestSplit:
         model.wrong |= {f"i{k}" for k in range(3, N, 9)}
         verdicts = await go()
         assert verdicts.get("exact_match:split_gap") == "warn", verdicts
+
+
+class TestQueries:
+    async def test_judging_reads_no_item_result_of_the_judged_run_and_no_baseline_text(
+        self, store: SqlStore
+    ) -> None:
+        """Judging selects only baseline rows, and the signal query reads no output text."""
+        model, cfg = Model(), settings()
+        ids = [(await run_once(store, model, cfg))[0] for _ in range(3)]
+        statements: list[tuple[str, Any]] = []
+
+        def record(_c: Any, _cur: Any, statement: str, params: Any, *_a: Any) -> None:
+            statements.append((statement, params))
+
+        engine = store._engine
+        sa.event.listen(engine, "before_cursor_execute", record)
+        try:
+            run_id, verdict = await run_once(store, model, cfg)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", record)
+        assert verdict == "ok"
+        reads = [(s, p) for s, p in statements if "FROM item_result" in s]
+        assert reads, "the baseline's item scores and signals are read"
+        for statement, params in reads:
+            bound = list(params.values()) if isinstance(params, dict) else list(params)
+            assert run_id not in bound, f"reads the judged run's items: {statement}"
+            assert set(bound) & set(ids)
+        signals = [s for s, _ in reads if "length(" in s]
+        assert len(signals) == 1
+        select = signals[0].split("FROM")[0]
+        assert "item_result.output" not in select.replace("length(item_result.output)", "")
+
+    async def test_pinned_runs_are_read_in_one_query(self, store: SqlStore) -> None:
+        """With several pinned runs, judging reads the pinned runs with one statement."""
+        model, cfg = Model(), settings()
+        ids = [(await run_once(store, model, cfg))[0] for _ in range(4)]
+        rebaseline(store, monitor="mon", endpoint="ep", run_ids=ids, now=NOW)
+        statements: list[str] = []
+
+        def record(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+            statements.append(statement)
+
+        sa.event.listen(store._engine, "before_cursor_execute", record)
+        try:
+            await run_once(store, model, cfg)
+        finally:
+            sa.event.remove(store._engine, "before_cursor_execute", record)
+        run_reads = [s for s in statements if s.lstrip().startswith("SELECT run.id")]
+        in_lists = [s for s in run_reads if "run.id IN (" in s]
+        assert len(in_lists) == 1, in_lists

@@ -3,123 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 
+from monitor.core.evidence import RunEvidence
 from monitor.core.model import (
     Benchmark,
-    ErrorKind,
     Item,
-    ItemResult,
-    Response,
     Run,
     RunStatus,
     ScorerSpec,
-    ScoreSummary,
     Verdict,
     VerdictKind,
 )
-from monitor.errors import StorageError
-from monitor.runner import Runner, RunRequest, StoreRetry, describe_outcome
+from monitor.core.retry import RetryPolicy
+from monitor.runner import Runner, RunRequest
+from tests.fakes import MemoryRunStore as MemoryStore
+from tests.fakes import ScriptedEndpoint
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-class MemoryStore:
-    """An in-memory RunStore that records every call."""
-
-    def __init__(
-        self,
-        *,
-        fail_writes: bool = False,
-        fail_times: int = 0,
-        fail_benchmark: int = 0,
-        slow_benchmark: float = 0.0,
-    ) -> None:
-        self.runs: dict[int, Run] = {}
-        self.batches: list[list[ItemResult]] = []
-        self.benchmarks: list[str] = []
-        self.scores: dict[int, list[ScoreSummary]] = {}
-        self.fail_writes = fail_writes
-        self.fail_times = fail_times
-        self.fail_benchmark = fail_benchmark
-        self.slow_benchmark = slow_benchmark
-        self.calls: list[str] = []
-
-    def save_benchmark(self, bench: Benchmark, now: datetime) -> None:
-        if self.fail_benchmark:
-            self.fail_benchmark -= 1
-            raise StorageError("could not store item 'i3' of benchmark 'b': bad value")
-        time.sleep(self.slow_benchmark)  # runs in a worker thread, like the real store
-        self.calls.append("save_benchmark")
-        self.benchmarks.append(bench.version)
-
-    def start_run(self, **kw: object) -> Run:
-        run = Run(
-            id=len(self.runs) + 1,
-            monitor=str(kw["monitor"]),
-            endpoint=str(kw["endpoint"]),
-            benchmark=str(kw["benchmark"]),
-            benchmark_version=str(kw["benchmark_version"]),
-            trigger=str(kw["trigger"]),
-            status=RunStatus.RUNNING,
-            started_at=NOW,
-        )
-        self.runs[run.id] = run
-        return run
-
-    def add_item_results(self, run_id: int, results: Sequence[ItemResult]) -> None:
-        if self.fail_writes:
-            raise StorageError("disk full")
-        if self.fail_times:
-            self.fail_times -= 1
-            raise StorageError("server closed the connection unexpectedly")
-        self.batches.append(list(results))
-
-    def finish_run(self, run_id: int, **kw: object) -> Run:
-        self.calls.append("finish_run")
-        run = replace(
-            self.runs[run_id],
-            status=kw["status"],  # type: ignore[arg-type]
-            finished_at=NOW,
-            n_items=int(kw["n_items"]),  # type: ignore[call-overload]
-            n_errors=int(kw["n_errors"]),  # type: ignore[call-overload]
-            model_id=kw["model_id"],  # type: ignore[arg-type]
-        )
-        self.runs[run_id] = run
-        self.scores[run_id] = list(kw["scores"])  # type: ignore[call-overload]
-        return run
-
-
-class ScriptedEndpoint:
-    """Answers `answers[key]`; keys in `errors` fail; optional delay per request."""
-
-    name = "fake"
-
-    def __init__(
-        self,
-        answers: Mapping[str, str],
-        errors: frozenset[str] = frozenset(),
-        delay: float = 0.0,
-    ) -> None:
-        self.answers, self.errors, self.delay = answers, errors, delay
-        self.in_flight = self.max_in_flight = 0
-
-    async def predict(self, item: Item) -> Response:
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            if item.key in self.errors:
-                return Response(None, 0.01, error=ErrorKind.HTTP_5XX, error_detail="503")
-            return Response(self.answers[item.key], 0.01, model_id="m-1")
-        finally:
-            self.in_flight -= 1
 
 
 def bench(n: int, scorers: Sequence[ScorerSpec] | None = None) -> Benchmark:
@@ -177,7 +81,7 @@ class TestRunner:
     async def test_storage_failure_marks_run_failed(self) -> None:
         """A store that refuses item results fails the run instead of crashing the caller."""
         store = MemoryStore(fail_writes=True)
-        runner = Runner(store, store_retry=StoreRetry(budget=0.05, first_delay=0.01))
+        runner = Runner(store, store_retry=RetryPolicy(retries=3, base_delay=0.01, jitter=0.0))
         outcome = await runner.run(request(ScriptedEndpoint({"i0": "yes"}), 1))
         assert outcome.run.status is RunStatus.FAILED
         assert store.runs[1].status is RunStatus.FAILED
@@ -208,7 +112,7 @@ class TestRunner:
     async def test_benchmark_that_cannot_be_stored_fails_the_run_and_is_retried(self) -> None:
         """A version the store refuses fails its run; the next run tries to store it again."""
         store = MemoryStore(fail_benchmark=1)
-        runner = Runner(store, store_retry=StoreRetry(budget=0.0))
+        runner = Runner(store, store_retry=RetryPolicy(retries=0))
         answers = {f"i{k}": "yes" for k in range(5)}
         first = await runner.run(request(ScriptedEndpoint(answers), 5))
         assert first.run.status is RunStatus.FAILED
@@ -219,7 +123,11 @@ class TestRunner:
     async def test_transient_storage_failure_is_retried(self) -> None:
         """A database that drops two writes and comes back loses no item result."""
         store = MemoryStore(fail_times=2)
-        runner = Runner(store, batch_size=10, store_retry=StoreRetry(first_delay=0.01))
+        runner = Runner(
+            store,
+            batch_size=10,
+            store_retry=RetryPolicy(retries=16, base_delay=0.01, max_delay=0.05, jitter=0.0),
+        )
         answers = {f"i{k}": "yes" for k in range(50)}
         outcome = await runner.run(request(ScriptedEndpoint(answers), 50))
         assert outcome.run.status is RunStatus.SUCCEEDED
@@ -264,19 +172,36 @@ class TestRunner:
         assert store.benchmarks == ["v1"]
 
     async def test_judge_verdicts_are_returned_and_serialized(self) -> None:
-        """Verdicts from the judge appear in the outcome and its JSON document."""
+        """Verdicts from the judge hook appear in the outcome and its JSON document."""
 
-        class Judge:
-            async def judge(
-                self, run: Run, scores: Mapping[str, Mapping[str, float]]
-            ) -> list[Verdict]:
-                assert dict(scores["exact_match"]) == {"i0": 1.0}
-                return [Verdict("exact_match", VerdictKind.OK, "test", "rolling:5")]
+        async def judge(run: Run, evidence: RunEvidence) -> list[Verdict]:
+            assert dict(evidence.scores["exact_match"]) == {"i0": 1.0}
+            return [Verdict("exact_match", VerdictKind.OK, "test", "rolling:5")]
 
-        outcome = await Runner(MemoryStore(), judge=Judge()).run(
-            request(ScriptedEndpoint({"i0": "yes"}), 1)
+        outcome = await Runner(MemoryStore()).run(
+            request(ScriptedEndpoint({"i0": "yes"}), 1), judge=judge
         )
-        doc = describe_outcome(outcome)
+        doc = outcome.document()
         assert doc["verdicts"]["exact_match"]["verdict"] == "ok"
         assert doc["scores"]["exact_match"]["value"] == 1.0
         assert doc["started_at"].endswith("+00:00")
+
+    async def test_judge_gets_the_answered_items_signals_in_memory(self) -> None:
+        """The evidence carries latency and output length of answered items only."""
+        seen: list[RunEvidence] = []
+
+        async def judge(run: Run, evidence: RunEvidence) -> list[Verdict]:
+            seen.append(evidence)
+            return []
+
+        answers = {f"i{k}": "y" * k for k in range(1, 6)}
+        endpoint = ScriptedEndpoint(answers, errors=frozenset({"i2"}))
+        items = tuple(Item(key=k, fields={}, prompt="p", reference="yes") for k in answers)
+        benchmark = Benchmark("b", "v1", items, (ScorerSpec("exact_match", "exact_match"),))
+        await Runner(MemoryStore()).run(
+            request(endpoint, 5, benchmark=benchmark, degraded_threshold=0.5), judge=judge
+        )
+        (evidence,) = seen
+        assert sorted(evidence.output_lengths) == [1, 3, 4, 5]
+        assert evidence.latencies == [0.01] * 4
+        assert evidence.labels == []  # no classification scorer: no labels kept

@@ -13,7 +13,9 @@ SUNDAY = datetime(2026, 11, 29, tzinfo=UTC)  # a Sunday, 00:00
 
 
 def next_fire(cron: str, after: datetime = SUNDAY) -> datetime:
-    fire = build_trigger(ScheduleSettings(cron=cron)).get_next_fire_time(None, after)
+    fire: datetime | None = build_trigger(ScheduleSettings(cron=cron)).get_next_fire_time(
+        None, after
+    )
     assert fire is not None
     return fire
 

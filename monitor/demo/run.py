@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from monitor.app import build_daemon, validate
 from monitor.config import load_settings
-from monitor.daemon import Daemon, remember_secrets, validate
 from monitor.demo.data import PROMPT, write_items
 from monitor.demo.simulator import demo_model, start_simulator
-from monitor.log import configure_logging
-from monitor.runner import run_document
+from monitor.documents import run_document
+from monitor.log import configure_logging, redactor
 
 _CONFIG = """\
 # Written by `monitor demo`. Edit it and send SIGHUP (or POST /-/reload) to reload.
@@ -120,11 +120,15 @@ async def run_demo(
     config = write_demo_config(folder, listen=listen, sim_port=sim_port, interval=interval)
     token = secrets.token_urlsafe(16)
     settings = load_settings(config, environ={"MONITOR_DEMO_TOKEN": token})
-    remember_secrets(settings)
+    redactor.update(settings.secrets)
     await asyncio.to_thread(validate, settings)
     n_items = sum(1 for _ in (folder / "intents.jsonl").open())
     model.regress_after = regress_after_runs * n_items
-    daemon = Daemon(config, settings)
+    daemon, close = build_daemon(
+        config,
+        settings,
+        load=lambda path: load_settings(path, environ={"MONITOR_DEMO_TOKEN": token}),
+    )
     serving = asyncio.create_task(daemon.serve())
     base = f"http://{listen}"
     print(
@@ -144,8 +148,6 @@ async def run_demo(
         while not serving.done():
             await asyncio.sleep(0.5)
             store = daemon.store
-            if store is None:
-                continue
             found = await asyncio.to_thread(store.list_runs, limit=20)
             fresh = sorted(
                 (r for r in found if r.id not in shown and r.finished_at), key=lambda r: r.id
@@ -166,6 +168,7 @@ async def run_demo(
         daemon.stop()
         if not serving.done():
             await serving
+        close()
         await sim.cleanup()
         print(
             f"\nmonitor demo finished: {len(shown)} runs stored in {folder / 'monitor.db'}.\n"

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from monitor.endpoints.http import EndpointClient, HttpClient, RetryPolicy
+from monitor.endpoints.http import HttpClient, RetryPolicy
 from monitor.endpoints.http_json import HttpJsonEndpoint
 from monitor.endpoints.kserve_v2 import KServeV2Endpoint
 from monitor.endpoints.mlflow import MlflowEndpoint
 from monitor.endpoints.openai import OpenAIChatEndpoint, OpenAICompletionsEndpoint
 from monitor.errors import ConfigError
+from monitor.ports import EndpointClient
 
 if TYPE_CHECKING:
     from monitor.config import EndpointSettings, Settings

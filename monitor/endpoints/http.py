@@ -33,7 +33,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import aiohttp
 from aiohttp.http_exceptions import ContentEncodingError
@@ -56,7 +56,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "USER_AGENT",
-    "EndpointClient",
     "HttpClient",
     "JsonEndpoint",
     "JsonPath",
@@ -369,20 +368,6 @@ async def _status_error(resp: aiohttp.ClientResponse) -> EndpointError:
 
 
 # ---------------------------------------------------------------- endpoints
-
-
-class EndpointClient(Protocol):
-    """What the runner needs from an endpoint: a name and one prediction per item.
-
-    ``predict`` never raises for endpoint failures: it returns ``Response(output=None,
-    error=ErrorKind..., error_detail=..., attempts=n)``. It raises ``BenchmarkError`` only
-    when the item cannot be turned into a request (a missing field, a body template that
-    renders invalid JSON): that is the benchmark's fault, not the endpoint's.
-    """
-
-    name: str
-
-    async def predict(self, item: Item) -> Response: ...
 
 
 class Prediction(NamedTuple):

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from monitor.config import Settings
 from monitor.core.alerts import (
@@ -44,6 +43,7 @@ from monitor.notify.alertmanager import AlertmanagerChannel
 from monitor.notify.base import Channel, Message, Notifier
 from monitor.notify.slack import SlackChannel
 from monitor.notify.webhook import WebhookChannel
+from monitor.ports import AlertStore
 
 __all__ = ["AlertService", "AlertStore", "Outcome", "channels_for"]
 
@@ -52,22 +52,6 @@ log = get_logger("notify")
 # Alertmanager forgets a firing alert at its endsAt unless it is posted again: keep it
 # for two repeat intervals (each repeat moves it), and never less than this.
 _MIN_ALERTMANAGER_TTL = timedelta(hours=1)
-
-
-class AlertStore(Protocol):
-    """Where alert state survives restarts (`monitor.storage.alerts.SqlAlertStore`)."""
-
-    def load(self, fingerprints: Collection[str]) -> dict[str, Alert]:
-        """The stored alerts among `fingerprints`, by fingerprint."""
-        ...
-
-    def save(self, alerts: Sequence[Alert], now: datetime) -> None:
-        """Insert or replace `alerts` in one transaction."""
-        ...
-
-    def firing(self) -> list[Alert]:
-        """Every alert in state firing."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

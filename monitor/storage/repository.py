@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.core.evidence import LABEL_PREFIX_CHARS, BaselineSignals, predicted_label
 from monitor.core.model import (
     Benchmark,
     ChangedItems,
@@ -490,6 +491,16 @@ class SqlStore(EngineAccess):
             row = conn.execute(sa.select(t.run).where(t.run.c.id == run_id)).mappings().first()
         return None if row is None else _run_from(row)
 
+    def get_runs(self, run_ids: Sequence[int]) -> dict[int, Run]:
+        """The runs with these ids, in one query per 500 ids; missing ids are absent."""
+        ids = _unique(run_ids)
+        found: dict[int, Run] = {}
+        with self._read("read runs") as conn:
+            for chunk in _chunks(ids):
+                rows = conn.execute(sa.select(t.run).where(t.run.c.id.in_(chunk))).mappings()
+                found.update((row["id"], _run_from(row)) for row in rows)
+        return found
+
     def list_runs(
         self,
         *,
@@ -625,6 +636,34 @@ class SqlStore(EngineAccess):
                     if value is not None:
                         found[run_id][item_key] = float(value)
         return found
+
+    def baseline_signals(self, run_ids: Sequence[int], *, labels: bool) -> BaselineSignals:
+        """Latency and output length (characters) of the answered items of `run_ids`,
+        plus their predicted labels when `labels`.
+
+        Only these columns are read: the output's length is computed by the database, and
+        for labels at most `LABEL_PREFIX_CHARS` of it are fetched, so judging a run against
+        20 baseline runs does not pull 20 runs of output text (docs/architecture.md).
+        """
+        ids = _unique(run_ids)
+        out = BaselineSignals()
+        r = t.item_result.c
+        columns: list[Any] = [r.latency_s, sa.func.length(r.output)]
+        if labels:
+            columns.append(sa.func.substr(r.output, 1, LABEL_PREFIX_CHARS))
+        with self._read("read baseline signals") as conn:
+            for chunk in _chunks(ids):
+                rows = conn.execute(
+                    sa.select(*columns)
+                    .where(r.run_id.in_(chunk), r.error_kind.is_(None), r.output.is_not(None))
+                    .order_by(r.id)
+                )
+                for row in rows:
+                    out.latencies.append(_nan_if_none(row[0]))
+                    out.output_lengths.append(int(row[1]))
+                    if labels:
+                        out.labels.append(predicted_label(row[2]))
+        return out
 
     # ------------------------------------------------------------ baselines
 

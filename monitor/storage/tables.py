@@ -1,4 +1,4 @@
-"""SQLModel table classes: the database schema of `monitor` (design.md §4).
+"""SQLModel table classes: the database schema of `monitor` (docs/architecture.md, "Data model").
 
 Only `repository` and the Alembic migrations use these; every other module sees the
 frozen domain types of `monitor.core.model`. The repository talks to the tables through

@@ -36,12 +36,12 @@ class TestSchedule:
         daemons.append(d)
         d.wait_ready()
         runs = d.wait_for(lambda: succeeded(d, 5), what="5 runs")
-        runs = sorted(runs, key=lambda r: r["id"])  # type: ignore[arg-type, return-value]
-        starts = [parse(r["started_at"]) for r in runs]  # type: ignore[arg-type]
+        runs = sorted(runs, key=lambda r: r["id"])
+        starts = [parse(r["started_at"]) for r in runs]
         gaps = [(b - a).total_seconds() for a, b in pairwise(starts)]
         assert all(0.5 < g < 2.5 for g in gaps), gaps
         for prev, nxt in pairwise(runs):
-            assert parse(prev["finished_at"]) <= parse(nxt["started_at"])  # type: ignore[arg-type]
+            assert parse(prev["finished_at"]) <= parse(nxt["started_at"])
         monitors = d.get("/api/v1/monitors")["monitors"]
         assert monitors[0]["endpoints"][0]["next_run_at"] is not None
 

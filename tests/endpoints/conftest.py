@@ -12,7 +12,6 @@ import contextlib
 import json
 import random
 import shutil
-import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -26,6 +25,7 @@ from multidict import CIMultiDictProxy
 
 from monitor.config import EndpointSettings
 from monitor.endpoints import EndpointClient, HttpClient, RetryPolicy, build_endpoint
+from tests.fakes import RecordingSleep
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -152,23 +152,6 @@ async def server() -> AsyncIterator[ScriptedServer]:
     await srv.stop()
 
 
-class RecordingSleep:
-    """A `sleep` for HttpClient that records the wait and returns at once."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        await asyncio.sleep(0)
-
-
-@pytest.fixture
-def sleeps() -> RecordingSleep:
-    """The retry waits the http client was asked to make."""
-    return RecordingSleep()
-
-
 @pytest.fixture
 async def http(sleeps: RecordingSleep) -> AsyncIterator[HttpClient]:
     """A shared client with instant, recorded retry waits and a seeded jitter source."""
@@ -203,14 +186,6 @@ def make_endpoint(server: ScriptedServer, http: HttpClient) -> MakeEndpoint:
         return build_endpoint(endpoint_settings(type_=type_, **fields), http, retry=retry)
 
     return make
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

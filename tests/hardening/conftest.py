@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from monitor.app import prepare, run_prepared
+from monitor.app import cli_service
 from monitor.config import parse_settings
 from monitor.core.model import ItemResult
 from monitor.demo.data import PROMPT, write_items
@@ -127,7 +127,7 @@ class HostileRun:
 
 
 class HostileBench:
-    """Runs a 20-item benchmark through `prepare` + `run_prepared` (the `monitor run` path)
+    """Runs a 20-item benchmark through `cli_service` (the `monitor run` path)
     against endpoints of the fault server, with a real SQLite store in ``tmp_path``."""
 
     def __init__(self, folder: Path, faults: FaultServer, store: SqlStore, db: Path) -> None:
@@ -160,10 +160,10 @@ class HostileBench:
     async def run_many(self, endpoints: dict[str, str], **fields: Any) -> list[HostileRun]:
         """One run of the monitor on every endpoint at once; results in ``endpoints`` order."""
         settings = parse_settings(self.settings_text(endpoints, **fields), source="hostile.yaml")
-        prepared = prepare(settings, "hostile")
-        self.faults.reset_counts()
-        start = time.perf_counter()
-        outcomes = await run_prepared(settings, prepared, self.store)
+        async with cli_service(settings, self.store) as service:
+            self.faults.reset_counts()
+            start = time.perf_counter()
+            outcomes = await service.run_monitor("hostile")
         wall = time.perf_counter() - start
         counts = dict(self.faults.counts)
         by_name = {o.run.endpoint: o for o in outcomes}

@@ -1044,7 +1044,7 @@ class FakeDaemon:
     """The part of the daemon the API reads, over an empty SQLite store."""
 
     settings: Settings
-    store: SqlStore | None = None
+    store: SqlStore
     leader: bool = True
     reload_answer: tuple[bool, str] = (True, "reloaded")
     submitted: list[RunSpec] = field(default_factory=list)

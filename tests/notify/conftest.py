@@ -13,24 +13,20 @@ import contextlib
 import json
 import os
 import random
-import socket
-import uuid
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from aiohttp import web
 from multidict import CIMultiDictProxy
-from psycopg import sql
 
 from monitor.config import Settings
 from monitor.core.alerts import Action, Alert, AlertState, alerts_from_verdicts, fingerprint
 from monitor.core.model import ChangedItems, Run, RunStatus, Verdict, VerdictKind
 from monitor.notify import Message, Notifier, RetryPolicy
+from tests.fakes import MemoryAlertStore, RecordingSleep
 
 T0 = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 MAINTENANCE_DSN = os.environ.get("MONITOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -127,23 +123,6 @@ async def receiver() -> AsyncIterator[RecordingReceiver]:
     await server.stop()
 
 
-class RecordingSleep:
-    """A `sleep` for Notifier that records the wait and returns at once."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        await asyncio.sleep(0)
-
-
-@pytest.fixture
-def sleeps() -> RecordingSleep:
-    """The retry waits the notifier was asked to make."""
-    return RecordingSleep()
-
-
 @pytest.fixture
 async def notifier(sleeps: RecordingSleep) -> AsyncIterator[Notifier]:
     """A notifier with 3 retries, instant recorded waits, a seeded jitter and a 2 s timeout."""
@@ -156,73 +135,13 @@ async def notifier(sleeps: RecordingSleep) -> AsyncIterator[Notifier]:
         yield client
 
 
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # ---------------------------------------------------------------- alert stores
-
-
-class MemoryAlertStore:
-    """An `AlertStore` in a dict; records every save."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, Alert] = {}
-        self.saves: list[list[Alert]] = []
-
-    def load(self, fingerprints: Collection[str]) -> dict[str, Alert]:
-        return {fp: self.rows[fp] for fp in fingerprints if fp in self.rows}
-
-    def save(self, alerts: Sequence[Alert], now: datetime) -> None:
-        self.saves.append(list(alerts))
-        for alert in alerts:
-            self.rows[alert.fingerprint] = alert
-
-    def firing(self) -> list[Alert]:
-        return [a for a in self.rows.values() if a.state is AlertState.FIRING]
 
 
 @pytest.fixture
 def memory_store() -> MemoryAlertStore:
     """An empty in-memory alert store."""
     return MemoryAlertStore()
-
-
-def _pg_conninfo() -> str:
-    return MAINTENANCE_DSN.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a fresh, empty database on SQLite and on PostgreSQL (marked postgres)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'monitor.db'}"
-        return
-    name = f"monitor_test_{uuid.uuid4().hex[:16]}"
-    try:
-        admin = psycopg.connect(_pg_conninfo(), autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL unreachable at {MAINTENANCE_DSN}: {exc}")
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(_pg_conninfo())
-    user, host, port = info.get("user", "postgres"), info.get("host", "127.0.0.1"), info.get("port")
-    try:
-        yield f"postgresql+psycopg://{user}@{host}:{port or 5432}/{name}"
-    finally:
-        with psycopg.connect(_pg_conninfo(), autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 # ---------------------------------------------------------------- domain factories

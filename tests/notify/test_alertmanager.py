@@ -17,7 +17,8 @@ import pytest
 
 from monitor.core.model import VerdictKind
 from monitor.notify import AlertService, Notifier, RetryPolicy
-from tests.notify.conftest import MemoryAlertStore, make_run, make_settings, make_verdict
+from tests.fakes import MemoryAlertStore
+from tests.notify.conftest import make_run, make_settings, make_verdict
 
 pytestmark = [pytest.mark.ops, pytest.mark.timeout(120)]
 

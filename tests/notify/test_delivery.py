@@ -25,10 +25,10 @@ from monitor.notify import (
     webhook_payload,
 )
 from monitor.notify.base import parse_retry_after
+from tests.fakes import RecordingSleep
 from tests.notify.conftest import (
     T0,
     RecordingReceiver,
-    RecordingSleep,
     firing_message,
     resolved_message,
 )

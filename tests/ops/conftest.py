@@ -123,7 +123,7 @@ def promtool_syntax(tmp_path: Path) -> Callable[[Sequence[str]], tuple[bool, str
 
 
 # ------------------------------------------------------------------ live stack
-# A loopback stack after shared/ops-testing.md §2: a simulated exporter of every catalog
+# A loopback stack: a simulated exporter of every catalog
 # metric -> Prometheus (scrape and rule evaluation every 1 s, the real rules file) ->
 # Alertmanager (the real routes; only the webhook URLs and group timers are rewritten) -> a
 # webhook that records every post. Ports are picked free; both daemons are stopped by their

@@ -1,4 +1,4 @@
-"""The metrics the daemon exposes (design.md section 6), and PromQL helpers to check names.
+"""The metrics the daemon exposes (the README's metrics table), and PromQL helpers to check names.
 
 This catalog stands in for the daemon's live exposition until the ops tests can scrape a real
 ``monitor serve``: the names and label sets below are binding for the dashboards and alert rules.

@@ -1,6 +1,6 @@
 """Real Prometheus and Alertmanager on loopback, for end-to-end tests of the shipped ops files.
 
-After shared/ops-testing.md §2: both daemons listen on free 127.0.0.1 ports with their own
+Both daemons listen on free 127.0.0.1 ports with their own
 temporary storage; Alertmanager's gossip port is turned off. Prometheus runs a generated
 config (the shipped deploy/prometheus/prometheus.yml scrapes docker hostnames) that loads the
 SHIPPED rules file by absolute path; Alertmanager runs a temporary copy of the SHIPPED config

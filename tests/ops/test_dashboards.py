@@ -2,9 +2,8 @@
 
 Grafana cannot run here, so the checks are: the generator reproduces the committed JSON; every
 panel query (and every template-variable and annotation query) parses with `promtool check
-rules`, after Grafana's macros and variables are replaced the way check_panels.py in
-shared/ops-testing.md does; and every series and matcher label exists in the metric
-catalog.
+rules`, after Grafana's macros and variables are replaced as Grafana would; and every
+series and matcher label exists in the metric catalog.
 """
 
 from __future__ import annotations

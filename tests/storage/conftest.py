@@ -8,14 +8,10 @@ drops it afterwards; it is marked ``postgres`` and fails when the server is unre
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from monitor.core.model import Run, RunStatus, ScoreSummary, Verdict, VerdictKind
 from monitor.storage import SqlStore, open_store
@@ -23,42 +19,6 @@ from monitor.storage import SqlStore, open_store
 MAINTENANCE_DSN = os.environ.get("MONITOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def _pg_conninfo() -> str:
-    return MAINTENANCE_DSN.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a fresh, empty database on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'monitor.db'}"
-        return
-    name = f"monitor_test_{uuid.uuid4().hex[:16]}"
-    try:
-        admin = psycopg.connect(_pg_conninfo(), autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        # A failure, not a skip: scripts/test.sh starts PostgreSQL, so this means it is broken.
-        pytest.fail(f"PostgreSQL unreachable at {MAINTENANCE_DSN}: {exc}")
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(_pg_conninfo())
-    user = info.get("user", "postgres")
-    host = info.get("host", "127.0.0.1")
-    port = info.get("port", 5432)
-    try:
-        yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
-    finally:
-        with psycopg.connect(_pg_conninfo(), autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture

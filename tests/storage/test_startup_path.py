@@ -45,7 +45,7 @@ print(json.dumps({m: m in sys.modules for m in ("alembic", "mako", "pygments")})
 IMPORT_RUN_PATH = """
 import json, sys
 import monitor.cli
-from monitor.app import prepare, run_prepared
+from monitor.app import cli_service
 heavy = ("alembic", "scipy", "jsonschema", "referencing", "numpy", "mako")
 print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
 """

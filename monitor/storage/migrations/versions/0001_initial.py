@@ -1,4 +1,4 @@
-"""Initial schema (design.md §4).
+"""Initial schema (docs/architecture.md, "Data model").
 
 Revision ID: 0001
 Revises:

@@ -1,0 +1,126 @@
+"""Runs, one run, and a run's item results (optionally only the items that flipped)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from monitor.api.deps import Daemon, NameFilter, RunId, Store, masked, problems
+from monitor.core.model import ItemResult, Run, RunStatus
+from monitor.documents import run_document
+from monitor.storage import SqlStore
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.get("/runs", responses=problems(422, 503))
+async def runs(
+    db: Store,
+    *,
+    monitor: NameFilter = None,
+    endpoint: NameFilter = None,
+    status: RunStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    def read() -> list[dict[str, Any]]:
+        found = db.list_runs(
+            monitor=monitor, endpoint=endpoint, status=status, limit=limit, offset=offset
+        )
+        ids = [r.id for r in found]
+        scores, verdicts = db.run_scores(ids), db.run_verdicts(ids)
+        return [run_document(r, scores[r.id], verdicts[r.id]) for r in found]
+
+    return {"runs": await asyncio.to_thread(read), "limit": limit, "offset": offset}
+
+
+@router.get("/runs/{run_id}", responses=problems(404, 422, 503))
+async def run(run_id: RunId, db: Store) -> dict[str, Any]:
+    def read() -> dict[str, Any] | None:
+        found = db.get_run(run_id)
+        if found is None:
+            return None
+        return run_document(
+            found, db.run_scores([run_id])[run_id], db.run_verdicts([run_id])[run_id]
+        )
+
+    doc = await asyncio.to_thread(read)
+    if doc is None:
+        raise HTTPException(404, f"no run {run_id}")
+    return doc
+
+
+@router.get("/runs/{run_id}/items", responses=problems(404, 422, 503))
+async def run_items(
+    run_id: RunId,
+    *,
+    daemon: Daemon,
+    db: Store,
+    changed: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    def read() -> dict[str, Any] | None:
+        found = db.get_run(run_id)
+        if found is None:
+            return None
+        items = db.item_results(run_id)
+        compared_with: dict[str, Any] | None = None
+        if changed:
+            flips = _changed_items(db, found, items)
+            compared_with = flips["against"]
+            keys = flips["keys"]
+            items = [i for i in items if i.item_key in keys]
+        page = items[offset : offset + limit]
+        return {
+            "run_id": run_id,
+            "total": len(items),
+            "limit": limit,
+            "offset": offset,
+            "compared_with": compared_with,
+            "items": [
+                {
+                    "item_key": i.item_key,
+                    "output": i.output,
+                    "scores": dict(i.scores),
+                    "latency_s": i.latency_s,
+                    "error": i.error.value if i.error else None,
+                    "error_detail": i.error_detail and masked(daemon, i.error_detail),
+                    "attempts": i.attempts,
+                }
+                for i in page
+            ],
+        }
+
+    doc = await asyncio.to_thread(read)
+    if doc is None:
+        raise HTTPException(404, f"no run {run_id}")
+    return doc
+
+
+def _changed_items(db: SqlStore, run: Run, items: list[ItemResult]) -> dict[str, Any]:
+    """Items whose outcome differs from the baseline (verdict evidence) or the previous run."""
+    verdicts = db.run_verdicts([run.id])[run.id]
+    flipped = {k for v in verdicts for k in (*v.changed.pass_to_fail, *v.changed.fail_to_pass)}
+    if verdicts and any(v.baseline for v in verdicts):
+        return {"keys": flipped, "against": {"kind": "baseline", "baseline": verdicts[0].baseline}}
+    previous = [
+        r
+        for r in db.list_runs(monitor=run.monitor, endpoint=run.endpoint, limit=50)
+        if r.id < run.id and r.status is RunStatus.SUCCEEDED
+    ]
+    if not previous:
+        return {"keys": set(), "against": None}
+    prev = previous[0]
+    before = {i.item_key: i for i in db.item_results(prev.id)}
+    keys = set()
+    for item in items:
+        old = before.get(item.item_key)
+        if old is None:
+            continue
+        for scorer, value in item.scores.items():
+            if scorer in old.scores and (value >= 0.5) != (old.scores[scorer] >= 0.5):
+                keys.add(item.item_key)
+    return {"keys": keys, "against": {"kind": "previous_run", "run_id": prev.id}}

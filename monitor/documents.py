@@ -1,0 +1,78 @@
+"""The JSON documents of runs and verdicts, shared by the API, the CLI and the demo.
+
+One shape everywhere (docs/architecture.md, "Run documents"): `monitor run --format
+json`, `monitor runs --format json` and `GET /api/v1/runs` print the same objects.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from monitor.core.model import Run, ScoreSummary, Verdict
+
+__all__ = ["json_float", "run_document", "verdict_document"]
+
+
+def run_document(
+    run: Run,
+    scores: Sequence[ScoreSummary],
+    verdicts: Sequence[Verdict],
+    duration_s: float | None = None,
+) -> dict[str, Any]:
+    """Serialize a run with its scores and verdicts to plain JSON-ready data."""
+    if duration_s is None and run.finished_at is not None:
+        duration_s = (run.finished_at - run.started_at).total_seconds()
+    return {
+        "id": run.id,
+        "monitor": run.monitor,
+        "endpoint": run.endpoint,
+        "benchmark": run.benchmark,
+        "benchmark_version": run.benchmark_version,
+        "trigger": run.trigger,
+        "status": run.status.value,
+        "model_id": run.model_id,
+        "n_items": run.n_items,
+        "n_errors": run.n_errors,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "duration_s": None if duration_s is None else round(duration_s, 3),
+        "scores": {
+            s.scorer: {
+                "value": json_float(s.value),
+                "ci_lower": json_float(s.ci_lower),
+                "ci_upper": json_float(s.ci_upper),
+                "n": s.n,
+            }
+            for s in scores
+        },
+        "verdicts": {v.scorer: verdict_document(v) for v in verdicts},
+    }
+
+
+def verdict_document(v: Verdict) -> dict[str, Any]:
+    """Serialize one verdict with the evidence behind it."""
+    return {
+        "verdict": v.verdict.value,
+        "test": v.test,
+        "baseline": v.baseline,
+        "baseline_score": json_float(v.baseline_score),
+        "statistic": json_float(v.statistic),
+        "p_value": json_float(v.p_value),
+        "p_adjusted": json_float(v.p_adjusted),
+        "effect": json_float(v.effect),
+        "effect_ci": None
+        if v.effect_ci is None
+        else [json_float(v.effect_ci[0]), json_float(v.effect_ci[1])],
+        "changed_items": {
+            "pass_to_fail": list(v.changed.pass_to_fail),
+            "fail_to_pass": list(v.changed.fail_to_pass),
+        },
+        "detail": v.detail,
+    }
+
+
+def json_float(value: float | None) -> float | None:
+    """A float for JSON: NaN has no JSON form, and None says "not computed" to every reader."""
+    return None if value is None or math.isnan(value) else value

@@ -1,0 +1,218 @@
+"""Every interface the service layer depends on, each defined once.
+
+The use cases (`monitor.service`, `monitor.runner`, `monitor.judge`, `monitor.daemon`)
+talk to the outside world only through these Protocols. Adapters satisfy them
+structurally, and the composition root (`monitor.app`) is where mypy checks that each
+real adapter fits; tests hand in the doubles of `tests/fakes.py` instead. See
+docs/architecture.md for which adapter implements which port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from monitor.config import BenchmarkSettings, EndpointSettings, MonitorSettings
+from monitor.core.alerts import Alert
+from monitor.core.evidence import BaselineSignals, RunEvidence
+from monitor.core.model import (
+    Benchmark,
+    Item,
+    ItemResult,
+    Response,
+    Run,
+    RunStatus,
+    ScoreSummary,
+    Verdict,
+)
+from monitor.core.scoring import Scorer
+
+__all__ = [
+    "AlertSink",
+    "AlertStore",
+    "BenchmarkSource",
+    "Clock",
+    "EndpointClient",
+    "EndpointFactory",
+    "Judge",
+    "JudgeHook",
+    "JudgeStore",
+    "LeaderLock",
+    "RunMetrics",
+    "RunStore",
+]
+
+
+class Clock(Protocol):
+    """The current time, aware and in UTC (`monitor.clock.utc_now`)."""
+
+    def __call__(self) -> datetime: ...
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+class EndpointClient(Protocol):
+    """What the runner needs from an endpoint: a name and one prediction per item.
+
+    ``predict`` never raises for endpoint failures: it returns ``Response(output=None,
+    error=ErrorKind..., error_detail=..., attempts=n)``. It raises ``BenchmarkError`` only
+    when the item cannot be turned into a request (a missing field, a body template that
+    renders invalid JSON): that is the benchmark's fault, not the endpoint's.
+    """
+
+    name: str
+
+    async def predict(self, item: Item) -> Response: ...
+
+
+class EndpointFactory(Protocol):
+    """Builds the client of one configured endpoint (`monitor.endpoints.build_endpoint`);
+    raises ValueError naming the endpoint for settings that cannot work."""
+
+    def __call__(self, settings: EndpointSettings) -> EndpointClient: ...
+
+
+class BenchmarkSource(Protocol):
+    """Loads a configured benchmark (`monitor.benchmarks.BenchmarkCache`); raises
+    BenchmarkError naming the file and line for bad data."""
+
+    def __call__(self, settings: BenchmarkSettings) -> Benchmark: ...
+
+
+# ---------------------------------------------------------------- storage
+
+
+class RunStore(Protocol):
+    """The part of the store a run writes to (`monitor.storage.SqlStore`)."""
+
+    def save_benchmark(self, bench: Benchmark, now: datetime) -> None: ...
+
+    def save_endpoint(self, name: str, config_hash: str, now: datetime) -> None: ...
+
+    def start_run(
+        self,
+        *,
+        monitor: str,
+        benchmark: str,
+        benchmark_version: str,
+        endpoint: str,
+        trigger: str,
+        started_at: datetime,
+    ) -> Run: ...
+
+    def add_item_results(self, run_id: int, results: Sequence[ItemResult]) -> None: ...
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: RunStatus,
+        finished_at: datetime,
+        n_items: int,
+        n_errors: int,
+        model_id: str | None,
+        scores: Sequence[ScoreSummary],
+    ) -> Run: ...
+
+
+class JudgeStore(Protocol):
+    """The reads and writes judging needs: baselines, their narrow signals, detector
+    state and verdicts. Nothing here reads the judged run's own item results."""
+
+    def get_runs(self, run_ids: Sequence[int]) -> dict[int, Run]: ...
+
+    def baseline_run_ids(
+        self, *, monitor: str, endpoint: str, benchmark_version: str, k: int, before_run_id: int
+    ) -> list[int]: ...
+
+    def pinned_run_ids(self, *, monitor: str, endpoint: str) -> list[int]: ...
+
+    def pin_baseline(
+        self, *, monitor: str, endpoint: str, run_ids: Sequence[int], now: datetime
+    ) -> None: ...
+
+    def reset_sequential_state(self, *, monitor: str, endpoint: str) -> None: ...
+
+    def item_scores(self, run_ids: Sequence[int], scorer: str) -> dict[int, dict[str, float]]: ...
+
+    def run_scores(self, run_ids: Sequence[int]) -> dict[int, list[ScoreSummary]]: ...
+
+    def baseline_signals(self, run_ids: Sequence[int], *, labels: bool) -> BaselineSignals: ...
+
+    def get_sequential_state(
+        self, monitor: str, endpoint: str, scorer: str, benchmark_version: str
+    ) -> float: ...
+
+    def set_sequential_state(  # noqa: PLR0917 - mirrors SqlStore's signature
+        self,
+        monitor: str,
+        endpoint: str,
+        scorer: str,
+        benchmark_version: str,
+        value: float,
+        now: datetime,
+    ) -> None: ...
+
+    def save_verdicts(self, run_id: int, verdicts: Sequence[Verdict]) -> None: ...
+
+
+class AlertStore(Protocol):
+    """Where alert state survives restarts (`monitor.storage.alerts.SqlAlertStore`)."""
+
+    def load(self, fingerprints: Collection[str]) -> dict[str, Alert]: ...
+
+    def save(self, alerts: Sequence[Alert], now: datetime) -> None: ...
+
+    def firing(self) -> list[Alert]: ...
+
+
+class LeaderLock(Protocol):
+    """A lock only one replica holds (`monitor.storage.leader.PostgresLeaderLock`)."""
+
+    def try_acquire(self) -> bool: ...
+
+    def still_held(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+# ---------------------------------------------------------------- judging and signals
+
+
+class Judge(Protocol):
+    """Turns a finished run's evidence into verdicts (statistics live behind it)."""
+
+    async def judge(
+        self,
+        run: Run,
+        evidence: RunEvidence,
+        monitor: MonitorSettings,
+        scorers: Sequence[Scorer],
+    ) -> list[Verdict]: ...
+
+
+# What the runner calls once a run's items are in: the judge bound to the run's plan.
+JudgeHook = Callable[[Run, RunEvidence], Awaitable[list[Verdict]]]
+
+
+class RunMetrics(Protocol):
+    """Process-level signals of runs (`monitor.metrics.Metrics`)."""
+
+    def observe_response(self, endpoint: str, response: Response) -> None: ...
+
+    def observe_run(self, monitor: str, endpoint: str, duration_s: float) -> None: ...
+
+    def set_alerts_firing(self, count: int) -> None: ...
+
+
+class AlertSink(Protocol):
+    """Where judged runs go to raise and resolve alerts (`monitor.notify.AlertService`);
+    never raises for delivery or storage problems."""
+
+    async def handle_run(
+        self, run: Run, verdicts: Sequence[Verdict], *, scores: Iterable[ScoreSummary] = ()
+    ) -> Sequence[Any]: ...
+
+    def firing_count(self) -> int: ...

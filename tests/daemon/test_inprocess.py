@@ -1,0 +1,231 @@
+"""The daemon built in-process by `monitor.app.build_daemon`, with doubles for its edges.
+
+A clock the test advances, a SQLite store in `tmp_path`, a scripted endpoint (through the
+endpoint factory port) and a real loopback webhook receiver for alerts. No subprocess:
+these tests drive fire -> run -> verdict -> metrics -> alert -> resolve, a refused
+reload, a monitor removed while its run is in flight, and leadership loss, in seconds.
+The subprocess tests in tests/daemon/test_serve.py prove the real process does the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.app import build_daemon
+from monitor.config import EndpointSettings, load_settings
+from monitor.core.model import RunStatus
+from monitor.daemon import Daemon
+from monitor.notify import Notifier
+from monitor.ports import EndpointClient
+from monitor.scheduling import RunSpec, fire
+from tests.fakes import ManualClock, RecordingSleep, ScriptedEndpoint, ScriptedLock
+from tests.notify.conftest import RecordingReceiver
+
+N = 200
+ALWAYS_WRONG = {f"i{k}": "no" for k in range(0, N, 10)}  # a 90% model: scores can vary
+
+CONFIG = """\
+storage: {{url: "sqlite:///{db}"}}
+server: {{listen: "127.0.0.1:1"}}
+endpoints:
+  - {{name: ep, type: openai-chat, url: "http://127.0.0.1:1/v1", model: m}}
+benchmarks:
+  - {{name: b, data: items.jsonl, prompt: "{{{{ text }}}}", reference: label,
+      scorers: [exact_match]}}
+monitors:
+{monitors}
+alerting:
+  receivers: [{{name: hook, webhook: {{url: "{hook}/hook"}}}}]
+"""
+MONITOR = """\
+  - name: {name}
+    benchmark: b
+    endpoints: [ep]
+    drift: {{baseline: "rolling:3", alpha: 0.01, min_effect: 0.01}}
+    alert: [hook]
+"""
+
+
+class Harness:
+    """One in-process daemon over a config file the test can rewrite."""
+
+    def __init__(self, folder: Path, hook: str) -> None:
+        self.folder, self.hook = folder, hook
+        self.config = folder / "monitor.yaml"
+        rows = [{"id": f"i{k}", "text": f"q{k}", "label": "yes"} for k in range(N)]
+        (folder / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        self.write("m")
+        self.model = ScriptedEndpoint(ALWAYS_WRONG, name="ep", default="yes")
+        self.clock = ManualClock()
+
+    def write(self, *monitors: str, broken: bool = False) -> None:
+        text = CONFIG.format(
+            db=self.folder / "monitor.db",
+            hook=self.hook,
+            monitors="".join(MONITOR.format(name=m) for m in monitors),
+        )
+        self.config.write_text(text + ("monitors: [unclosed\n" if broken else ""))
+
+    def endpoints(self, settings: EndpointSettings) -> EndpointClient:
+        return self.model
+
+    def build(self, **kw: Any) -> tuple[Daemon, Callable[[], None]]:
+        notifier = Notifier(sleep=RecordingSleep(), timeout=2.0)
+        return build_daemon(
+            self.config,
+            load_settings(self.config),
+            clock=self.clock,
+            endpoints=self.endpoints,
+            notifier=notifier,
+            **kw,
+        )
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[RecordingReceiver]:
+    """A loopback webhook receiver."""
+    server = RecordingReceiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def harness(tmp_path: Path, receiver: RecordingReceiver) -> Harness:
+    """A config for one monitor `m` on endpoint `ep`, alerting the receiver."""
+    return Harness(tmp_path, receiver.url)
+
+
+@pytest.fixture
+async def daemon(harness: Harness) -> AsyncIterator[Daemon]:
+    """The daemon running (scheduler, metrics, alerts; no HTTP listener)."""
+    built, close = harness.build()
+    try:
+        async with built.running():
+            yield built
+    finally:
+        close()
+
+
+def sample(daemon: Daemon, name: str, **labels: str) -> float | None:
+    """The value of one series in the daemon's /metrics text, or None."""
+    for family in text_string_to_metric_families(daemon.metrics_text().decode()):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return None
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll `condition` until it holds; fail after 2 s."""
+    async with asyncio.timeout(2.0):
+        while not condition():  # noqa: ASYNC110 - the conditions are plain attributes
+            await asyncio.sleep(0.02)
+
+
+async def fire_and_wait(daemon: Daemon, monitor: str = "m") -> None:
+    """A scheduled fire time, through the scheduler's own job target."""
+    await fire("monitor", monitor, "ep")
+    await daemon.wait_idle()
+
+
+class TestRunPath:
+    async def test_fire_run_verdict_metrics_alert_and_resolve(
+        self, daemon: Daemon, harness: Harness, receiver: RecordingReceiver
+    ) -> None:
+        """A break fires an alert with the regressed gauge at 1; recovery resolves it."""
+        for _ in range(4):
+            harness.clock.advance(3600)
+            await fire_and_wait(daemon)
+        labels = {"monitor": "m", "endpoint": "ep", "scorer": "exact_match"}
+        assert sample(daemon, "monitor_regression_detected", **labels) == 0
+        assert receiver.on("/hook") == []
+        harness.model.answers = ALWAYS_WRONG | {f"i{k}": "no" for k in range(5, N, 10)}
+        harness.clock.advance(3600)
+        await fire_and_wait(daemon)
+        assert sample(daemon, "monitor_regression_detected", **labels) == 1
+        assert sample(daemon, "monitor_alerts_firing") == 1
+        (firing,) = receiver.on("/hook")
+        assert json.loads(firing.body)["status"] == "firing"
+        harness.model.answers = dict(ALWAYS_WRONG)
+        harness.clock.advance(3600)
+        await fire_and_wait(daemon)
+        assert sample(daemon, "monitor_regression_detected", **labels) == 0
+        assert sample(daemon, "monitor_alerts_firing") == 0
+        assert json.loads(receiver.on("/hook")[-1].body)["status"] == "resolved"
+        runs = daemon.store.list_runs(limit=10)
+        assert runs[0].started_at == harness.clock.now  # the injected clock
+        assert sample(daemon, "monitor_runs_total", monitor="m", status="succeeded") == 6
+
+    async def test_runs_requested_while_busy_are_coalesced_into_one(
+        self, daemon: Daemon, harness: Harness
+    ) -> None:
+        """Three requests during a run give one follow-up run, not three."""
+        harness.model.delay = 0.002
+        spec = RunSpec("m", "ep", "manual")
+        assert await daemon.submit(spec) == "started"
+        assert [await daemon.submit(spec) for _ in range(3)] == ["queued"] * 3
+        await daemon.wait_idle()
+        assert len(daemon.store.list_runs()) == 2
+
+
+class TestConfig:
+    async def test_broken_reload_keeps_the_running_config(
+        self, daemon: Daemon, harness: Harness
+    ) -> None:
+        """A file that does not parse is refused with its line, and runs go on."""
+        harness.write("m", broken=True)
+        ok, message = await daemon.reload()
+        assert not ok
+        assert f"{harness.config}:" in message
+        assert sample(daemon, "monitor_config_last_reload_successful") == 0
+        await fire_and_wait(daemon)
+        assert daemon.store.list_runs()[0].status is RunStatus.SUCCEEDED
+
+    async def test_monitor_removed_while_its_run_is_in_flight(
+        self, daemon: Daemon, harness: Harness
+    ) -> None:
+        """The run finishes on its plan's settings; later fire times of it are skipped."""
+        harness.model.delay = 0.005
+        await fire("monitor", "m", "ep")
+        await asyncio.sleep(0.05)
+        harness.write("other")
+        assert (await daemon.reload())[0]
+        await daemon.wait_idle()
+        (run,) = daemon.store.list_runs()
+        assert run.monitor == "m"
+        assert run.status is RunStatus.SUCCEEDED
+        assert run.n_items == N
+        await fire_and_wait(daemon, "m")
+        assert len(daemon.store.list_runs()) == 1
+
+
+class TestLeadership:
+    async def test_leader_takes_the_schedule_and_reports_losing_it(self, harness: Harness) -> None:
+        """The lock holder leads after its grace period; a lost lock calls on_lost."""
+        lock = ScriptedLock()
+        lost: list[bool] = []
+        built, close = harness.build(
+            leader_lock=lock,
+            leader_timing=(0.05, 0.02),
+            on_lost_leadership=lambda: lost.append(True),
+        )
+        try:
+            async with built.running():
+                assert not built.leader
+                await until(lambda: built.leader)
+                assert sample(built, "monitor_leader") == 1
+                lock.held = False  # the database dropped the session
+                await until(lambda: bool(lost))
+                assert lost == [True]
+                assert built.leader is False
+        finally:
+            close()
+        assert lock.released == 1

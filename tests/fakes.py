@@ -1,0 +1,221 @@
+"""Doubles of the ports in `monitor.ports`, shared by every test that needs one.
+
+Each implements its Protocol structurally; tests that need a real part (a store on
+SQLite or PostgreSQL, a loopback HTTP server) use the real one instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from monitor.core.alerts import Alert, AlertState
+from monitor.core.model import (
+    Benchmark,
+    ErrorKind,
+    Item,
+    ItemResult,
+    Response,
+    Run,
+    RunStatus,
+    ScoreSummary,
+)
+from monitor.errors import StorageError
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+class ManualClock:
+    """A `Clock` that stands still until the test advances it."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+class RecordingSleep:
+    """A `sleep` for HttpClient and Notifier that records the wait and returns at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+        await asyncio.sleep(0)
+
+
+class ScriptedEndpoint:
+    """An `EndpointClient` answering `answers[key]` (or `default`); keys in `errors` fail
+    with a 5xx; an optional delay per request; counts requests in flight."""
+
+    def __init__(
+        self,
+        answers: Mapping[str, str] | None = None,
+        errors: Collection[str] = frozenset(),
+        delay: float = 0.0,
+        *,
+        name: str = "fake",
+        default: str | None = None,
+        model_id: str = "m-1",
+    ) -> None:
+        self.name = name
+        self.answers = dict(answers or {})
+        self.errors = set(errors)
+        self.delay = delay
+        self.default = default
+        self.model_id = model_id
+        self.in_flight = self.max_in_flight = self.requests = 0
+
+    async def predict(self, item: Item) -> Response:
+        self.in_flight += 1
+        self.requests += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            if item.key in self.errors:
+                return Response(None, 0.01, error=ErrorKind.HTTP_5XX, error_detail="503")
+            answer = self.answers.get(item.key, self.default)
+            if answer is None:
+                raise KeyError(item.key)
+            return Response(answer, 0.01, model_id=self.model_id)
+        finally:
+            self.in_flight -= 1
+
+
+class MemoryRunStore:
+    """An in-memory `RunStore` that records every call and can be told to fail."""
+
+    def __init__(
+        self,
+        *,
+        fail_writes: bool = False,
+        fail_times: int = 0,
+        fail_benchmark: int = 0,
+        slow_benchmark: float = 0.0,
+    ) -> None:
+        self.runs: dict[int, Run] = {}
+        self.batches: list[list[ItemResult]] = []
+        self.benchmarks: list[str] = []
+        self.endpoints: dict[str, str] = {}
+        self.scores: dict[int, list[ScoreSummary]] = {}
+        self.fail_writes = fail_writes
+        self.fail_times = fail_times
+        self.fail_benchmark = fail_benchmark
+        self.slow_benchmark = slow_benchmark
+        self.calls: list[str] = []
+
+    def save_benchmark(self, bench: Benchmark, now: datetime) -> None:
+        if self.fail_benchmark:
+            self.fail_benchmark -= 1
+            raise StorageError("could not store item 'i3' of benchmark 'b': bad value")
+        time.sleep(self.slow_benchmark)  # runs in a worker thread, like the real store
+        self.calls.append("save_benchmark")
+        self.benchmarks.append(bench.version)
+
+    def save_endpoint(self, name: str, config_hash: str, now: datetime) -> None:
+        self.endpoints[name] = config_hash
+
+    def start_run(
+        self,
+        *,
+        monitor: str,
+        benchmark: str,
+        benchmark_version: str,
+        endpoint: str,
+        trigger: str,
+        started_at: datetime,
+    ) -> Run:
+        run = Run(
+            id=len(self.runs) + 1,
+            monitor=monitor,
+            endpoint=endpoint,
+            benchmark=benchmark,
+            benchmark_version=benchmark_version,
+            trigger=trigger,
+            status=RunStatus.RUNNING,
+            started_at=started_at,
+        )
+        self.runs[run.id] = run
+        return run
+
+    def add_item_results(self, run_id: int, results: Sequence[ItemResult]) -> None:
+        if self.fail_writes:
+            raise StorageError("disk full")
+        if self.fail_times:
+            self.fail_times -= 1
+            raise StorageError("server closed the connection unexpectedly")
+        self.batches.append(list(results))
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: RunStatus,
+        finished_at: datetime,
+        n_items: int,
+        n_errors: int,
+        model_id: str | None,
+        scores: Sequence[ScoreSummary],
+    ) -> Run:
+        self.calls.append("finish_run")
+        run = replace(
+            self.runs[run_id],
+            status=status,
+            finished_at=finished_at,
+            n_items=n_items,
+            n_errors=n_errors,
+            model_id=model_id,
+        )
+        self.runs[run_id] = run
+        self.scores[run_id] = list(scores)
+        return run
+
+
+class MemoryAlertStore:
+    """An `AlertStore` in a dict; records every save."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Alert] = {}
+        self.saves: list[list[Alert]] = []
+
+    def load(self, fingerprints: Collection[str]) -> dict[str, Alert]:
+        return {fp: self.rows[fp] for fp in fingerprints if fp in self.rows}
+
+    def save(self, alerts: Sequence[Alert], now: datetime) -> None:
+        self.saves.append(list(alerts))
+        for alert in alerts:
+            self.rows[alert.fingerprint] = alert
+
+    def firing(self) -> list[Alert]:
+        return [a for a in self.rows.values() if a.state is AlertState.FIRING]
+
+
+class ScriptedLock:
+    """A `LeaderLock` whose holding the test switches: `held` is what the database says."""
+
+    def __init__(self, *, free: bool = True) -> None:
+        self.free = free
+        self.held = False
+        self.released = 0
+
+    def try_acquire(self) -> bool:
+        if self.free:
+            self.held = True
+        return self.held
+
+    def still_held(self) -> bool:
+        return self.held
+
+    def release(self) -> None:
+        self.released += 1
+        self.held = False
