@@ -31,11 +31,12 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.core.model import ScorerSpec
+from monitor.bounded_yaml import build_data, compose, format_path
+from monitor.core.model import Benchmark, Item, ScorerSpec
 from monitor.core.scoring import SCORER_KINDS, build_scorer
 from monitor.errors import ConfigError
 from monitor.plugins import resolve_scorer
-from monitor.templating import Template
+from monitor.templating import DEFAULT_LIMITS, Template, TemplateLimits
 
 # ---------------------------------------------------------------- scalar types
 
@@ -106,6 +107,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _Templated(_Model):
+    """Settings holding templates, which render within the config's `templates` limits."""
+
+    # set by parse_settings from the `templates` section
+    _template_limits: TemplateLimits = PrivateAttr(default=DEFAULT_LIMITS)
+
+    @property
+    def template_limits(self) -> TemplateLimits:
+        """The caps on rendering this entry's templates (monitor/templating.py)."""
+        return self._template_limits
+
+
 # ---------------------------------------------------------------- sections
 
 
@@ -149,7 +162,7 @@ class InputSettings(_Model):
     datatype: str = "FP64"
 
 
-class EndpointSettings(_Model):
+class EndpointSettings(_Templated):
     name: Name
     type: EndpointType
     url: str
@@ -233,7 +246,7 @@ class MessageSettings(_Model):
     content: str
 
 
-class BenchmarkSettings(_Model):
+class BenchmarkSettings(_Templated):
     name: Name
     data: str
     format: Literal["auto", "jsonl", "csv", "labelstudio", "parquet", "hf"] = "auto"
@@ -378,6 +391,18 @@ class AlertingSettings(_Model):
     repeat_interval: Duration = 4 * 3600.0
 
 
+class TemplateSettings(_Model):
+    """Caps on rendering one prompt or body; over a cap is a config error at check-config
+    and an item error at run time (docs/configuration.md, `templates`)."""
+
+    max_output: int = Field(default=DEFAULT_LIMITS.max_output, ge=1000, le=1_000_000_000)
+    max_operations: int = Field(default=DEFAULT_LIMITS.max_operations, ge=100, le=1_000_000_000)
+
+    @property
+    def limits(self) -> TemplateLimits:
+        return TemplateLimits(max_output=self.max_output, max_operations=self.max_operations)
+
+
 class Settings(_Model):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
@@ -385,6 +410,7 @@ class Settings(_Model):
     benchmarks: list[BenchmarkSettings] = Field(default_factory=list)
     monitors: list[MonitorSettings] = Field(default_factory=list)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    templates: TemplateSettings = Field(default_factory=TemplateSettings)
 
     _secrets: frozenset[str] = PrivateAttr(default=frozenset())
     _source: str = PrivateAttr(default="<memory>")
@@ -394,6 +420,11 @@ class Settings(_Model):
     def secrets(self) -> frozenset[str]:
         """Every value that came from the environment: never to be logged or stored."""
         return self._secrets
+
+    @property
+    def template_limits(self) -> TemplateLimits:
+        """The `templates` caps, for every template of this config."""
+        return self.templates.limits
 
     @property
     def source(self) -> str:
@@ -442,14 +473,6 @@ class _Located:
 
     def error(self, line: int, path: Path_, message: str) -> ConfigError:
         return ConfigError(f"{self.source}:{line}: {format_path(path)}: {message}")
-
-
-def format_path(path: Path_) -> str:
-    """``endpoints[1].timeout`` from ``("endpoints", 1, "timeout")``."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or "(top level)"
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -615,6 +638,8 @@ def parse_settings(
         bench._where = {
             name: settings.where(("benchmarks", i, name)) for name in BenchmarkSettings.model_fields
         }
+    for entry in (*settings.benchmarks, *settings.endpoints):
+        entry._template_limits = settings.template_limits
     return settings
 
 
@@ -665,3 +690,56 @@ def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None)
     resolved._source = settings.source
     resolved._lines = settings._lines
     return resolved
+
+
+def check_body_templates(
+    settings: Settings, benchmarks: Iterable[Benchmark], *, first: int = 3
+) -> None:
+    """Render every http-json endpoint's ``body`` over the first items of each benchmark a
+    monitor sends it, as a run would (the item's fields plus ``prompt``); raise ConfigError
+    naming ``file:line: endpoints[i].body`` for a body that fails: a `templates` limit
+    crossed, a missing field, or output that is not JSON.
+
+    Prompts need no such check: `load_benchmark` renders every item's prompt already.
+    """
+    loaded = {b.name: b for b in benchmarks}
+    problems: list[str] = []
+    for i, ep in enumerate(settings.endpoints):
+        if ep.body is None:
+            continue
+        try:
+            template = Template(ep.body, ep.template_limits)
+        except ValueError:
+            continue  # parse errors were reported when the config was validated
+        for mon in settings.monitors:
+            bench = loaded.get(mon.benchmark)
+            if ep.name not in mon.endpoints or bench is None:
+                continue
+            for item in bench.items[:first]:
+                problem = _body_problem(template, item)
+                if problem is not None:
+                    where = settings.where(("endpoints", i, "body"))
+                    problems.append(
+                        f"{where}: item {item.key!r} of benchmark {bench.name!r}: {problem}"
+                    )
+                    break
+    if problems:
+        raise ConfigError(mask_secrets("\n".join(dict.fromkeys(problems)), settings.secrets))
+
+
+def _body_problem(template: Template, item: Item) -> str | None:
+    context = dict(item.fields)
+    if item.prompt is not None:  # as monitor/endpoints/http_json.py builds it
+        context["prompt"] = item.prompt
+    missing = template.missing_fields(context)
+    if missing:
+        return f"the body needs field(s) {', '.join(map(repr, missing))}"
+    try:
+        text = template.render(context)
+    except ValueError as exc:
+        return str(exc)
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        return f"the body is not valid JSON ({exc})"
+    return None

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from pathlib import Path
 
 import pytest
 
+from monitor.bounded_yaml import load
 from monitor.config import load_settings, parse_duration, parse_rate, parse_settings
 from monitor.errors import ConfigError
 from monitor.scheduling import check_schedules
+from monitor.templating import DEFAULT_LIMITS, TemplateLimits
 
 GOOD = """\
 storage: {url: "sqlite:///monitor.db"}
@@ -370,3 +373,109 @@ class TestScalars:
         """Malformed or zero rates are rejected."""
         with pytest.raises(ValueError, match="invalid rate limit"):
             parse_rate(text)
+
+
+def alias_bomb(levels: int = 8, width: int = 9) -> str:
+    """``levels`` nested anchors of ``width`` aliases each: width**levels nodes expanded."""
+    lines = ["a0: &a0 [" + ", ".join(["x"] * width) + "]"]
+    lines += [
+        f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]" for i in range(1, levels + 1)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class TestYamlLimits:
+    """YAML is composed within limits (monitor/bounded_yaml.py), with file:line errors."""
+
+    def test_alias_bomb_is_refused_at_its_alias_quickly(self) -> None:
+        """Eight nested anchors of nine aliases are refused at the crossing alias in < 1 s."""
+        start = time.process_time()
+        message = error_of(alias_bomb())
+        assert time.process_time() - start < 1.0
+        assert message.startswith(
+            "monitor.yaml:6: invalid YAML: the document expands to more than 200000 nodes "
+            "(at alias *a4)"
+        ), message
+
+    def test_aliases_within_the_limit_still_work(self) -> None:
+        """Anchors, aliases and merge keys expand as YAML defines them."""
+        text = (
+            "endpoints:\n"
+            "  - &common\n"
+            "    {name: a, type: openai-chat, model: m, timeout: 10s, url: 'http://127.0.0.1:1'}\n"
+            "  - <<: *common\n"
+            "    name: b\n"
+            "    timeout: 20s\n"
+        )
+        settings = parse_settings(text, environ={})
+        assert [(e.name, e.timeout, e.model) for e in settings.endpoints] == [
+            ("a", 10.0, "m"),
+            ("b", 20.0, "m"),
+        ]
+
+    def test_recursive_alias_is_refused(self) -> None:
+        """An alias inside its own anchor has no expansion and names its line."""
+        assert error_of("storage: &s\n  url: [*s]\n").startswith(
+            "monitor.yaml:2: invalid YAML: recursive alias *s (it refers to itself)"
+        )
+
+    def test_deep_nesting_is_refused(self) -> None:
+        """100,000 nested lists are refused at the 65th level, not with a RecursionError."""
+        message = error_of("storage: " + "[" * 100_000 + "]" * 100_000 + "\n")
+        assert message.startswith("monitor.yaml:1: invalid YAML: nested more than 64 levels")
+
+    def test_expanded_text_is_capped(self) -> None:
+        """A long string aliased many times is refused on its expanded characters."""
+        text = f"a: &a '{'x' * 1_000_000}'\nb: [" + ", ".join(["*a"] * 20) + "]\n"
+        assert "expands to more than 16777216 characters" in error_of(text)
+
+    def test_huge_file_is_refused_before_parsing(self) -> None:
+        """A config over 8 MiB is refused by its size."""
+        message = error_of("# " + "x" * (8 * 1024 * 1024) + "\n")
+        assert message.startswith("monitor.yaml:1: invalid YAML: the file is ")
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("storage: !!python/object:os.system {}\n", "monitor.yaml:1: storage: invalid YAML"),
+            ("storage: {url: !secret x}\n", "monitor.yaml:1: storage.url: invalid YAML value"),
+            ("storage: !!set {a, b}\n", "monitor.yaml:1: storage: invalid YAML value"),
+            ("endpoints:\n  - <<: 3\n", "monitor.yaml:2: endpoints[0]: a merge key `<<` takes"),
+        ],
+    )
+    def test_tags_and_bad_merges_name_their_line(self, text: str, expected: str) -> None:
+        """Tags that are not plain data and a merge of a scalar are refused with their line."""
+        assert error_of(text).startswith(expected)
+
+    def test_bounded_load_gives_plain_data(self) -> None:
+        """`bounded_yaml.load` reads any other YAML with the same limits."""
+        assert load("a: &x [1, 2]\nb: *x\n", "f.yaml") == {"a": [1, 2], "b": [1, 2]}
+        with pytest.raises(ConfigError, match=r"^f\.yaml:6: invalid YAML: the document expands"):
+            load(alias_bomb(), "f.yaml")
+
+
+class TestTemplateSettings:
+    """The `templates` section sets the caps every template of the config renders within."""
+
+    def test_defaults_and_overrides_reach_every_template(self) -> None:
+        """Benchmarks and endpoints carry the section's limits; the defaults when absent."""
+        settings = parse_settings(GOOD, environ=ENV)
+        assert settings.benchmarks[0].template_limits == DEFAULT_LIMITS
+        text = GOOD + "templates: {max_output: 5000, max_operations: 700}\n"
+        settings = parse_settings(text, environ=ENV)
+        expected = TemplateLimits(max_output=5000, max_operations=700)
+        assert settings.benchmarks[0].template_limits == expected
+        assert settings.endpoints[1].template_limits == expected
+
+    def test_limits_survive_path_resolution(self, tmp_path: Path) -> None:
+        """load_settings keeps the limits on the benchmarks it copies to resolve paths."""
+        path = tmp_path / "monitor.yaml"
+        path.write_text(GOOD + "templates: {max_operations: 700}\n")
+        settings = load_settings(path, environ=ENV)
+        assert settings.benchmarks[0].template_limits.max_operations == 700
+
+    def test_limits_are_validated(self) -> None:
+        """A limit below its floor is a field error with its line."""
+        message = error_of(GOOD + "templates: {max_operations: 1}\n")
+        line = GOOD.count("\n") + 1
+        assert message.startswith(f"monitor.yaml:{line}: templates.max_operations: Input should")

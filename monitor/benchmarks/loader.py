@@ -173,7 +173,7 @@ def _compile(
 
 def _compile_required(settings: BenchmarkSettings, field: str, what: str, source: str) -> Template:
     try:
-        return Template(source)
+        return Template(source, settings.template_limits)
     except ValueError as exc:
         detail = str(exc).removeprefix("invalid template: ")
         raise _field_error(

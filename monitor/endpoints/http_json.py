@@ -49,7 +49,7 @@ class HttpJsonEndpoint(JsonEndpoint):
         if settings.params:
             raise ValueError(f"{where}: http-json builds its request from `body`; drop `params`")
         try:
-            self.template = Template(settings.body)
+            self.template = Template(settings.body, settings.template_limits)
         except ValueError as exc:
             raise ValueError(f"{where}: body: {exc}") from None
         try:

@@ -273,3 +273,87 @@ class TestReload:
         d.signal(signal.SIGHUP)
         d.wait_for(lambda: reload_gauge(d) == 1, what="the good config reloaded")
         assert monitor_names(d) == monitors_before
+
+
+# Hostile files (issue #19): an alias bomb and templates that would run for hours or fill the
+# memory. Each must be refused fast and small, both by check-config and by a running daemon.
+HOSTILE_CASES = ["yaml_alias_bomb", "template_nested_loops", "template_huge_output"]
+MAX_SECONDS = 2.0
+MAX_RSS_BYTES = 200 * 1024 * 1024
+
+
+def run_measured(*args: str, cwd: Path) -> tuple[int, str, float, float, int]:
+    """`monitor ARGS` as a child: exit code, stderr, wall and CPU seconds, peak RSS bytes."""
+    start = time.monotonic()
+    with subprocess.Popen(
+        [sys.executable, "-m", "monitor", *args],
+        cwd=cwd,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stderr is not None
+        stderr = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - start
+    return proc.returncode, stderr, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
+def peak_rss(pid: int) -> int:
+    """The peak resident set (VmHWM) of a live process, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
+class TestHostileInput:
+    """Alias bombs and runaway templates are refused in under 2 s and under 200 MB."""
+
+    @pytest.mark.parametrize("case", HOSTILE_CASES)
+    def test_check_config_refuses_fast_and_small(self, case: str) -> None:
+        """check-config exits 2 with file:line in under 2 s of CPU and 200 MB of RSS."""
+        code, stderr, wall, cpu, rss = run_measured("check-config", f"{case}.yaml", cwd=CORPUS)
+        assert code == 2, stderr
+        assert_error_lines(cli_error(stderr), expected_lines(case, CORPUS))
+        # CPU time is the measure (the machine may be shared); wall time only guards a hang
+        assert cpu < MAX_SECONDS, f"{case}: {cpu:.2f} s of CPU"
+        assert wall < 5 * MAX_SECONDS, f"{case}: {wall:.2f} s"
+        assert rss < MAX_RSS_BYTES, f"{case}: {rss / 2**20:.0f} MB"
+
+    def test_sighup_refuses_them_and_keeps_serving(
+        self, tmp_path: Path, simulator: Simulator, daemons: list[Daemon]
+    ) -> None:
+        """Each hostile file sent by SIGHUP is refused within 2 s with its file:line; the
+        daemon's peak RSS stays under 200 MB, it keeps answering and runs its old config."""
+        port = free_port()
+        config = write_config(tmp_path, simulator.url, port=port, every=1.0, items=20)
+        d = Daemon(config, port)
+        daemons.append(d)
+        d.wait_ready()
+        d.wait_for(lambda: any(r["status"] == "succeeded" for r in d.runs()), what="a run")
+        monitors_before = monitor_names(d)
+        for case in HOSTILE_CASES:
+            copy_case(case, tmp_path)
+            replace_file(config, (CORPUS / f"{case}.yaml").read_bytes())
+            seen = len(reload_failures(d))
+            start = time.monotonic()
+            d.signal(signal.SIGHUP)
+            # /healthz answers while the reload is being refused
+            assert d.request("GET", "/healthz")[0] == 200
+            d.wait_for(lambda n=seen: len(reload_failures(d)) > n, what=f"{case} refused")
+            elapsed = time.monotonic() - start
+            event = reload_failures(d)[seen]
+            assert_error_lines(event["error"], expected_lines(case, tmp_path, str(config)))
+            assert elapsed < MAX_SECONDS, f"{case}: refused after {elapsed:.2f} s"
+            assert d.proc.poll() is None, f"daemon exited on {case}"
+            assert monitor_names(d) == monitors_before
+            assert reload_gauge(d) == 0
+        rss = peak_rss(d.proc.pid)
+        assert rss < MAX_RSS_BYTES, f"daemon peak RSS {rss / 2**20:.0f} MB"
+        last = max(r["id"] for r in d.runs())
+        d.wait_for(
+            lambda: max(r["id"] for r in d.runs()) > last, what="a new run under the old config"
+        )
