@@ -13,6 +13,7 @@ and their measured power.
   merged, PSI, Jensen-Shannon and Wasserstein distances.
 * `sequential`: one-sided CUSUM with its threshold from a target ARL0.
 * `multiple`: Benjamini-Hochberg adjusted p-values.
+* `equivalence`: two endpoints on the same items: paired difference, CI, TOST, tiers.
 """
 
 from monitor.core.stats.drift import (
@@ -22,6 +23,12 @@ from monitor.core.stats.drift import (
     compare_distributions,
     js_distance,
     psi,
+)
+from monitor.core.stats.equivalence import (
+    EquivalenceResult,
+    LeaderboardEntry,
+    paired_equivalence,
+    rank_endpoints,
 )
 from monitor.core.stats.multiple import adjust_p_values, reject
 from monitor.core.stats.paired import (
@@ -54,7 +61,9 @@ __all__ = [
     "ComponentTest",
     "CusumStep",
     "DistributionDrift",
+    "EquivalenceResult",
     "InsufficientDataError",
+    "LeaderboardEntry",
     "McNemarResult",
     "PairedBinaryResult",
     "PairedContinuousResult",
@@ -70,8 +79,10 @@ __all__ = [
     "paired_binary_test",
     "paired_bootstrap_ci",
     "paired_continuous_test",
+    "paired_equivalence",
     "poisson_binomial_pmf",
     "psi",
+    "rank_endpoints",
     "reject",
     "siegmund_arl",
     "standardize",
