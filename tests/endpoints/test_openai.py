@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from monitor.benchmarks import load_benchmark
-from monitor.config import BenchmarkSettings
+from monitor.config import BenchmarkSettings, load_settings
 from monitor.core.model import ErrorKind, Item, ScorerSpec, Usage
+from monitor.core.scoring import build_scorer
+from monitor.demo.simulator import build_app, demo_model
+from monitor.endpoints import build_endpoint
 from monitor.errors import BenchmarkError
 
 ITEM = Item(key="i1", fields={"text": "where is my money"}, prompt="Classify: where is my money")
@@ -268,3 +272,30 @@ class TestChatStructure:
         with pytest.raises(BenchmarkError, match="sends one prompt, but the benchmark is a chat"):
             await make_endpoint("openai-completions").predict(item)
         assert server.requests == []
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+class TestChatExample:
+    async def test_example_runs_against_the_simulated_model(self, http) -> None:
+        """examples/support-chat.yaml sends chats the demo model answers, every one right."""
+        settings = load_settings(EXAMPLES / "support-chat.yaml", environ={})
+        bench = load_benchmark(settings.benchmarks[0])
+        runner = web.AppRunner(build_app(demo_model(items=[])))
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+            endpoint = build_endpoint(settings.endpoints[0].model_copy(update={"url": url}), http)
+            scorer = build_scorer(bench.scorers[0])
+            responses = [await endpoint.predict(item) for item in bench.items]
+        finally:
+            await runner.cleanup()
+        assert [r.error for r in responses] == [None] * len(bench.items)
+        scores = [
+            scorer(r.output or "", i.reference) for r, i in zip(responses, bench.items, strict=True)
+        ]
+        assert scores == [1.0] * len(bench.items)
+        assert any(len(i.messages) > 6 for i in bench.items)  # multi-turn items are included
