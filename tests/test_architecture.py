@@ -59,11 +59,13 @@ class TestContracts:
         plant(tree, "monitor/storage/repository.py", "import monitor.runner  # planted")
         done = lint_imports(tree)
         assert done.returncode == 1
-        assert "monitor.storage.repository is not allowed to import monitor.runner" in done.stdout
+        assert "monitor.storage is not allowed to import monitor.runner" in done.stdout
+        assert "monitor.storage.repository -> monitor.runner" in done.stdout
 
     def test_storage_imported_by_core_breaks_the_layers(self, tree: Path) -> None:
         """The pure core importing an adapter is refused, naming the import."""
         plant(tree, "monitor/core/model.py", "import monitor.storage  # planted")
         done = lint_imports(tree)
         assert done.returncode == 1
-        assert "monitor.core.model is not allowed to import monitor.storage" in done.stdout
+        assert "monitor.core is not allowed to import monitor.storage" in done.stdout
+        assert "monitor.core.model -> monitor.storage" in done.stdout

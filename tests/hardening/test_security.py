@@ -1208,7 +1208,7 @@ class TestFixes:
             calls.append((a, b))
             return real(a, b)
 
-        monkeypatch.setattr("monitor.api.hmac.compare_digest", spy)
+        monkeypatch.setattr("monitor.api.deps.hmac.compare_digest", spy)
         app, token = create_api(fake), UNIT_ENV["API_TOKEN"].encode()
         wrong = {"Authorization": "Bearer no"}
         assert (await asgi(app, "POST", "/-/reload", headers=wrong))[0] == 401
