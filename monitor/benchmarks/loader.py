@@ -357,7 +357,10 @@ def _conversation_of(
         where = f"{field}[{i}]"
         if not isinstance(message, dict):
             raise error(f"{where} must be a {{role, content}} object, got {type_name(message)}")
-        extra = sorted(set(message) - {"role", "content"})
+        # null extras are tolerated: Parquet gives every message of a column the same keys
+        extra = sorted(
+            k for k, v in message.items() if k not in ("role", "content") and v is not None
+        )
         if extra:
             names = ", ".join(repr(k) for k in extra)
             raise error(f"{where} has keys other than role and content ({names})")

@@ -13,6 +13,7 @@ from monitor.benchmarks import load_benchmark
 from monitor.config import load_settings
 from monitor.core.model import Benchmark, ChatMessage
 from monitor.errors import BenchmarkError, ConfigError
+from tests.benchmarks.test_parquet import write_parquet
 
 ROWS: list[dict[str, Any]] = [
     {
@@ -233,3 +234,29 @@ class TestDataErrors:
         assert str(info.value).endswith(
             "got string (CSV values are always text: use JSON lines or Parquet)"
         )
+
+
+class TestParquetConversations:
+    """Hub chat datasets keep conversations as Parquet lists of structs."""
+
+    def test_parquet_message_structs_with_null_extras(self, tmp_path: Path) -> None:
+        """A Parquet list of message structs works; keys that are null in a message are ignored."""
+        turns = [
+            {"role": "user", "content": "hi", "name": None},
+            {"role": "assistant", "content": "hello", "name": "bot"},
+            {"role": "user", "content": "refund?", "name": None},
+        ]
+        write_parquet(tmp_path / "data" / "test.parquet", [{"id": "a", "turns": turns[:1]}])
+        config = tmp_path / "monitor.yaml"
+        config.write_text(
+            "benchmarks:\n  - name: chat\n    data: data\n    scorers: [exact_match]\n"
+            "    conversation: turns\n",
+            "utf-8",
+        )
+        bench = load_benchmark(load_settings(config).benchmarks[0])
+        assert bench.items[0].messages == (ChatMessage("user", "hi"),)
+        write_parquet(tmp_path / "data" / "test.parquet", [{"id": "a", "turns": turns}])
+        with pytest.raises(
+            BenchmarkError, match=r"turns\[1\] has keys other than role and content \('name'\)"
+        ):
+            load_benchmark(load_settings(config).benchmarks[0])
