@@ -1,4 +1,4 @@
-"""Benchmark loaders: JSON lines, CSV, Label Studio exports and Hugging Face dataset folders.
+"""Benchmark loaders: JSON lines, CSV, Parquet, Label Studio exports and Hugging Face folders.
 
 ``load_benchmark(settings)`` is the one entry point; it returns a frozen, versioned
 :class:`monitor.core.model.Benchmark` or raises :class:`monitor.errors.BenchmarkError` naming
