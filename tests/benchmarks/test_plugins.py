@@ -56,6 +56,20 @@ def half(output: str, reference: object) -> float:
 half.version = "1"
 half.binary = True
 broken.version = too_big.version = "1"
+
+
+class Rubric:
+    """A callable object: its version is an attribute like a function's."""
+
+    version = "3"
+    binary = True
+
+    def __call__(self, output: str, reference: object) -> float:
+        return float(str(reference) in output)
+
+
+class Scorers:
+    rubric = Rubric()
 '''
 
 
@@ -158,6 +172,14 @@ class TestModuleReference:
         assert built.binary is True
         assert built(" billing\n", "billing") == 1.0
 
+    def test_nested_attribute_and_callable_object(self, tmp_path: Path, write_module) -> None:
+        """`module:Class.attribute` walks attributes; a callable object with a version works."""
+        module = write_module()
+        spec = load(tmp_path, f"[{module}:Scorers.rubric]").benchmarks[0].scorers[0]
+        assert spec.custom is not None
+        assert (spec.custom.version, spec.custom.binary) == ("3", True)
+        assert build_scorer(spec)("it is billing", "billing") == 1.0
+
     def test_loaded_benchmark_carries_the_scorer(self, tmp_path: Path, write_module) -> None:
         """load_benchmark keeps the resolved function, so runs build it from the benchmark."""
         module = write_module()
@@ -251,6 +273,14 @@ class TestErrors:
             "'no_such_module_xyz:score': cannot import module 'no_such_module_xyz' (No module "
             "named 'no_such_module_xyz'): install the package that has it, or add its folder "
             "to PYTHONPATH"
+        )
+
+    def test_module_whose_own_import_is_missing(self, tmp_path: Path, plugin_dir) -> None:
+        """A module found but missing one of its own imports is not called missing itself."""
+        (plugin_dir / "needs_dep_mod.py").write_text("import no_such_dep_xyz\n", "utf-8")
+        assert config_error(tmp_path, "[needs_dep_mod:score]").endswith(
+            "benchmarks[0].scorers[0]: scorer 'needs_dep_mod:score': importing 'needs_dep_mod' "
+            "failed: No module named 'no_such_dep_xyz'"
         )
 
     def test_module_whose_import_fails(self, tmp_path: Path, plugin_dir) -> None:
