@@ -25,6 +25,7 @@ from monitor.benchmarks.jsonl import unreadable
 from monitor.errors import BenchmarkError
 
 _MAGIC = b"PAR1"
+_ENCRYPTED = b"PARE"  # the magic of files with an encrypted footer
 _TAIL = 8  # footer length (4 bytes, little-endian) + magic
 
 
@@ -75,6 +76,8 @@ def _check_envelope(path: Path) -> None:
                 tail = b""
     except OSError as exc:
         raise unreadable(path, exc) from None
+    if head == _ENCRYPTED or tail[4:] == _ENCRYPTED:
+        raise BenchmarkError(f"{path}: encrypted Parquet files are not supported")
     if head != _MAGIC:
         raise BenchmarkError(f"{path}: not a Parquet file (it does not start with PAR1)")
     footer = int.from_bytes(tail[:4], "little") if len(tail) == _TAIL else -1

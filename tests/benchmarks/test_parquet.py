@@ -158,6 +158,12 @@ class TestParquetErrors:
         path.write_text('{"id": 1}\n', "utf-8")
         assert load_error(path) == f"{path}: not a Parquet file (it does not start with PAR1)"
 
+    def test_encrypted_footer(self, tmp_path: Path) -> None:
+        """A file with an encrypted footer (magic PARE) is named as such, not as truncated."""
+        path = tmp_path / "test.parquet"
+        path.write_bytes(b"PARE" + b"\0" * 32 + (16).to_bytes(4, "little") + b"PARE")
+        assert load_error(path) == f"{path}: encrypted Parquet files are not supported"
+
     def test_corrupt_footer_is_a_benchmark_error(self, tmp_path: Path) -> None:
         """A footer that does not decode is a BenchmarkError, never an escaping Rust panic."""
         path = write_parquet(tmp_path / "test.parquet", ROWS)
