@@ -55,10 +55,29 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--limit", type=int, default=20)
     rs.add_argument("--format", choices=["table", "json"], default="table")
 
-    cp = with_config(sub.add_parser("compare", help="two runs side by side, with flipped items"))
-    cp.add_argument("run_a", type=int)
-    cp.add_argument("run_b", type=int)
+    cp = with_config(
+        sub.add_parser(
+            "compare",
+            help="two runs side by side, with flipped items; or two endpoints (--endpoints)",
+        )
+    )
+    cp.add_argument("run_a", type=int, nargs="?")
+    cp.add_argument("run_b", type=int, nargs="?")
     cp.add_argument("--format", choices=["table", "json"], default="table")
+    cp.add_argument("--endpoints", nargs=2, metavar=("A", "B"), help="compare endpoint B against A")
+    cp.add_argument("--benchmark", help="with --endpoints: the benchmark both ran")
+    cp.add_argument(
+        "--margin", type=float, default=None, help="equivalence margin (default 0.01: 1 point)"
+    )
+    cp.add_argument("--scorer", help="with --endpoints: only this scorer")
+
+    lb = with_config(
+        sub.add_parser("leaderboard", help="endpoints in tiers of practically equal scores")
+    )
+    lb.add_argument("--benchmark", required=True)
+    lb.add_argument("--margin", type=float, default=None, help="equivalence margin (0.01)")
+    lb.add_argument("--scorer", help="rank on this scorer (default: the first by name)")
+    lb.add_argument("--format", choices=["table", "json"], default="table")
 
     bl = with_config(sub.add_parser("baseline", help="pin runs as a baseline"))
     bl.add_argument("action", choices=["pin"])
@@ -113,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except _UsageError as exc:
+        print(f"monitor: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def _settings(path: str) -> Settings:
@@ -287,6 +309,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from monitor.app import open_settings_store
     from monitor.errors import MonitorError
 
+    if args.endpoints is not None or args.benchmark is not None:
+        return _compare_endpoints(args)
+    if args.run_a is None or args.run_b is None:
+        raise _UsageError("compare needs RUN_A RUN_B, or --endpoints A B --benchmark X")
     settings = _settings(args.config)
     store = open_settings_store(settings)
     try:
@@ -324,6 +350,124 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
         print(f"  pass -> fail ({len(r['pass_to_fail'])}): {', '.join(r['pass_to_fail'][:20])}")
         print(f"  fail -> pass ({len(r['fail_to_pass'])}): {', '.join(r['fail_to_pass'][:20])}")
+    return EXIT_OK
+
+
+class _UsageError(Exception):
+    """Arguments argparse cannot check on its own (exit code 2, as argparse's own)."""
+
+
+def _margin(args: argparse.Namespace) -> float:
+    from monitor.api.compare import DEFAULT_MARGIN
+
+    margin = DEFAULT_MARGIN if args.margin is None else args.margin
+    if not (0.0 < margin <= 1.0):
+        raise _UsageError(f"--margin must lie in (0, 1], not {margin}")
+    return float(margin)
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{100 * value:+.{digits}f}"
+
+
+def _compare_endpoints(args: argparse.Namespace) -> int:
+    from monitor.api.compare import compare_endpoints
+    from monitor.app import open_settings_store
+
+    if args.endpoints is None or args.benchmark is None:
+        raise _UsageError("--endpoints A B and --benchmark X go together")
+    if args.run_a is not None:
+        raise _UsageError("give either RUN_A RUN_B or --endpoints, not both")
+    margin = _margin(args)
+    settings = _settings(args.config)
+    store = open_settings_store(settings)
+    try:
+        a, b = args.endpoints
+        report = compare_endpoints(
+            store, benchmark=args.benchmark, a=a, b=b, margin=margin, scorer=args.scorer
+        )
+    finally:
+        store.close()
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    ra, rb = report["a"], report["b"]
+    print(
+        f"{args.benchmark} (version {report['benchmark_version'][:12]}): "
+        f"{rb['endpoint']} (run {rb['run_id']}) against {ra['endpoint']} (run {ra['run_id']}), "
+        f"margin {100 * margin:g} points"
+    )
+    words = {
+        "equivalent": f"practically equivalent (within {100 * margin:g} points)",
+        "b_better": f"{rb['endpoint']} is better",
+        "b_worse": f"{rb['endpoint']} is worse",
+        "inconclusive": "inconclusive: neither a difference nor equivalence is shown",
+    }
+    for scorer, r in report["scorers"].items():
+        c = r["comparison"]
+        if c is None:
+            print(f"{scorer}: not compared ({r['insufficient']})")
+            continue
+        print(
+            f"{scorer}: {_fmt(c['mean_a'])} -> {_fmt(c['mean_b'])} on {c['n']} paired items, "
+            f"difference {_pct(c['difference'])} points "
+            f"[{_pct(c['ci'][0])}, {_pct(c['ci'][1])}] ({100 * c['confidence']:g}% CI)"
+        )
+        print(f"  {c['test']}: p = {_fmt(c['p_value'], 4)}")
+        print(
+            f"  equivalence (TOST, alpha {c['alpha']:g}): p = {_fmt(c['p_equivalence'], 4)}"
+            f" -> {words[c['outcome']]}"
+        )
+        if c["kind"] == "binary":
+            for side, label in (("a_only", ra["endpoint"]), ("b_only", rb["endpoint"])):
+                keys = r[side]["keys"]
+                shown = ", ".join(keys[:20]) + (" ..." if r[side]["count"] > 20 else "")
+                print(f"  only {label} passed ({r[side]['count']}): {shown}")
+    return EXIT_OK
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from monitor.api.compare import leaderboard
+    from monitor.app import open_settings_store
+
+    margin = _margin(args)
+    settings = _settings(args.config)
+    store = open_settings_store(settings)
+    try:
+        board = leaderboard(store, benchmark=args.benchmark, margin=margin, scorer=args.scorer)
+    finally:
+        store.close()
+    if args.format == "json":
+        print(json.dumps(board, indent=2))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"{args.benchmark} ({board['scorer']}, version {board['benchmark_version'][:12]})",
+        caption=f"a new tier starts only where the difference is outside the noise; "
+        f"margin {100 * margin:g} points",
+    )
+    for col in ("tier", "endpoint", "score", "items", "run", "against the tier's leader"):
+        table.add_column(col)
+    for e in board["entries"]:
+        v = e["versus_leader"]
+        if e["leader"] == e["endpoint"]:
+            versus = "leader"
+        elif v is None:
+            versus = "no items in common"
+        else:
+            what = "equivalent" if v["equivalent"] else "not shown different"
+            versus = f"{what}: {_pct(v['difference'])} [{_pct(v['ci'][0])}, {_pct(v['ci'][1])}]"
+        table.add_row(
+            str(e["tier"]),
+            e["endpoint"],
+            _fmt(e["score"]),
+            str(e["n"]),
+            str(e["run"]["run_id"]),
+            versus,
+        )
+    Console(width=160 if not sys.stdout.isatty() else None).print(table)
     return EXIT_OK
 
 
@@ -392,6 +536,7 @@ _COMMANDS = {
     "run": cmd_run,
     "runs": cmd_runs,
     "compare": cmd_compare,
+    "leaderboard": cmd_leaderboard,
     "baseline": cmd_baseline,
     "db": cmd_db,
     "serve": cmd_serve,

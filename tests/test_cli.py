@@ -129,3 +129,106 @@ class TestRunCommand:
         assert "20 items" in checked.stdout
         assert monitor("db", "upgrade", "--config", str(cfg)).returncode == 0
         assert monitor("db", "upgrade", "--config", str(cfg)).returncode == 0
+
+
+SELECTION = """\
+storage: {{url: "sqlite:///{db}"}}
+endpoints:
+  - {{name: a, type: openai-chat, url: "{healthy}", model: sim, timeout: 2s, retries: 1}}
+  - {{name: b, type: openai-chat, url: "{healthy}", model: sim, timeout: 2s, retries: 1}}
+  - {{name: c, type: openai-chat, url: "{broken}", model: sim, timeout: 2s, retries: 1}}
+benchmarks:
+  - {{name: intents, data: items.jsonl, prompt: {prompt}, reference: label,
+      scorers: [exact_match]}}
+monitors:
+  - {{name: pick, benchmark: intents, endpoints: [a, b, c]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def selection(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Endpoints a and b answer alike; c has the demo's regression from the start."""
+    folder = tmp_path_factory.mktemp("selection")
+    healthy, broken = Simulator(), Simulator(regress_after=1)
+    try:
+        write_items(folder / "items.jsonl", 400)
+        cfg = folder / "monitor.yaml"
+        cfg.write_text(
+            SELECTION.format(
+                db=folder / "m.db",
+                healthy=healthy.url,
+                broken=broken.url,
+                prompt=json.dumps(PROMPT),
+            )
+        )
+        done = monitor("run", "pick", "--config", str(cfg))
+        assert done.returncode == 0, done.stderr
+    finally:
+        healthy.stop()
+        broken.stop()
+    return cfg
+
+
+class TestModelSelection:
+    """`monitor compare --endpoints` and `monitor leaderboard` against the demo endpoint."""
+
+    def test_equivalent_endpoints_and_a_worse_one(self, selection: Path) -> None:
+        """a and b are equivalent within 5 points; c is worse than a, with its flips listed."""
+        same = monitor(
+            "compare", "--endpoints", "a", "b", "--benchmark", "intents", "--margin", "0.05",
+            "--config", str(selection), "--format", "json",
+        )  # fmt: skip
+        assert same.returncode == 0, same.stderr
+        report = json.loads(same.stdout)
+        c = report["scorers"]["exact_match"]["comparison"]
+        assert (report["a"]["endpoint"], report["b"]["endpoint"]) == ("a", "b")
+        assert c["outcome"] == "equivalent"
+        assert c["test"] == "mcnemar_exact"
+        assert c["ci"][0] <= c["difference"] <= c["ci"][1]
+        worse = monitor(
+            "compare", "--endpoints", "a", "c", "--benchmark", "intents",
+            "--config", str(selection), "--format", "json",
+        )  # fmt: skip
+        w = json.loads(worse.stdout)["scorers"]["exact_match"]
+        assert w["comparison"]["outcome"] == "b_worse"
+        assert w["a_only"]["count"] > w["b_only"]["count"]
+        assert len(w["a_only"]["keys"]) == w["a_only"]["count"]
+
+    def test_table_output_states_the_verdict(self, selection: Path) -> None:
+        """The terminal form says "practically equivalent" in words, with the margin."""
+        done = monitor(
+            "compare", "--endpoints", "a", "b", "--benchmark", "intents", "--margin", "0.05",
+            "--config", str(selection),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "practically equivalent (within 5 points)" in done.stdout
+
+    def test_leaderboard_groups_the_equivalent_endpoints(self, selection: Path) -> None:
+        """a and b share tier 1; c, shown worse than the leader, starts tier 2."""
+        done = monitor(
+            "leaderboard", "--benchmark", "intents", "--margin", "0.05",
+            "--config", str(selection), "--format", "json",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        tiers = {e["endpoint"]: e["tier"] for e in json.loads(done.stdout)["entries"]}
+        assert tiers == {"a": 1, "b": 1, "c": 2}
+        table = monitor("leaderboard", "--benchmark", "intents", "--config", str(selection))
+        assert table.returncode == 0, table.stderr
+        assert "leader" in table.stdout
+
+    def test_unknown_endpoint_and_bad_arguments(self, selection: Path) -> None:
+        """No runs of an endpoint is an error naming it; half the options is a usage error."""
+        done = monitor(
+            "compare", "--endpoints", "a", "zz", "--benchmark", "intents",
+            "--config", str(selection),
+        )  # fmt: skip
+        assert done.returncode == 3
+        assert "'zz' has no succeeded run" in done.stderr
+        half = monitor("compare", "--endpoints", "a", "b", "--config", str(selection))
+        assert half.returncode == 2
+        assert "--benchmark" in half.stderr
+        margin = monitor(
+            "compare", "--endpoints", "a", "b", "--benchmark", "intents", "--margin", "2",
+            "--config", str(selection),
+        )  # fmt: skip
+        assert margin.returncode == 2

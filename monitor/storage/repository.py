@@ -797,6 +797,99 @@ class SqlStore(EngineAccess):
         with self._write(f"save the detector state of {monitor!r}") as conn:
             conn.execute(stmt)
 
+    # ------------------------------------------------------------ read views (web pages, compare)
+
+    def latest_succeeded_runs(self, benchmark: str) -> list[Run]:
+        """The latest succeeded run of each (endpoint, benchmark version) of `benchmark`,
+        newest first (by id), in one query: the runs `monitor compare --endpoints` pairs."""
+        run = t.run
+        latest = (
+            sa.select(sa.func.max(run.c.id))
+            .where(run.c.benchmark == benchmark, run.c.status == RunStatus.SUCCEEDED.value)
+            .group_by(run.c.endpoint, run.c.benchmark_version)
+        )
+        query = (
+            sa.select(run).where(run.c.id.in_(latest.scalar_subquery())).order_by(run.c.id.desc())
+        )
+        with self._read(f"read the latest runs of benchmark {benchmark!r}") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_run_from(row) for row in rows]
+
+    def recent_runs(self, per_pair: int) -> dict[tuple[str, str], list[Run]]:
+        """The newest `per_pair` runs of every (monitor, endpoint), newest first, in one query."""
+        run = t.run
+        rank = (
+            sa.func.row_number()
+            .over(partition_by=(run.c.monitor, run.c.endpoint), order_by=run.c.id.desc())
+            .label("rank")
+        )
+        ranked = sa.select(run, rank).subquery()
+        query = (
+            sa.select(*(ranked.c[c.name] for c in run.c))
+            .where(ranked.c.rank <= per_pair)
+            .order_by(ranked.c.monitor, ranked.c.endpoint, ranked.c.id.desc())
+        )
+        found: dict[tuple[str, str], list[Run]] = {}
+        with self._read("read the recent runs") as conn:
+            for row in conn.execute(query).mappings():
+                found.setdefault((row["monitor"], row["endpoint"]), []).append(_run_from(row))
+        return found
+
+    def item_results_by_key(self, run_id: int, keys: Iterable[str]) -> dict[str, ItemResult]:
+        """Some item results of one run, by item key; unknown keys are absent."""
+        wanted = sorted(set(keys))
+        found: dict[str, ItemResult] = {}
+        with self._read(f"read item results of run {run_id}") as conn:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                rows = conn.execute(
+                    sa.select(t.item_result).where(
+                        t.item_result.c.run_id == run_id, t.item_result.c.item_key.in_(chunk)
+                    )
+                ).mappings()
+                found.update((row["item_key"], _item_result_from(row)) for row in rows)
+        return found
+
+    def items_by_key(
+        self, benchmark: str, version: str, keys: Iterable[str] | None = None
+    ) -> dict[str, Item]:
+        """Stored items (fields, reference, split) of one benchmark version, by key; all
+        of them when `keys` is None. The rendered prompt is not stored (`prompt` is None)."""
+        item, bv = t.item, t.benchmark_version
+        base = (
+            sa.select(item.c.item_key, item.c.fields, item.c.reference, item.c.split)
+            .join(bv, bv.c.id == item.c.benchmark_version_id)
+            .where(bv.c.name == benchmark, bv.c.version == version)
+        )
+        wanted = None if keys is None else sorted(set(keys))
+        queries = (
+            [base]
+            if wanted is None
+            else [
+                base.where(item.c.item_key.in_(wanted[i : i + _IN_CHUNK]))
+                for i in range(0, len(wanted), _IN_CHUNK)
+            ]
+        )
+        found: dict[str, Item] = {}
+        with self._read(f"read items of benchmark {benchmark!r}") as conn:
+            for query in queries:
+                for key, fields, reference, split in conn.execute(query):
+                    found[key] = Item(
+                        key=key, fields=fields or {}, reference=reference, split=split
+                    )
+        return found
+
+    def item_splits(self, benchmark: str, version: str) -> dict[str, str | None]:
+        """Item key -> split of one benchmark version (a narrow read: no fields)."""
+        item, bv = t.item, t.benchmark_version
+        query = (
+            sa.select(item.c.item_key, item.c.split)
+            .join(bv, bv.c.id == item.c.benchmark_version_id)
+            .where(bv.c.name == benchmark, bv.c.version == version)
+        )
+        with self._read(f"read the splits of benchmark {benchmark!r}") as conn:
+            return {str(row[0]): row[1] for row in conn.execute(query)}
+
 
 def _is_alembic_error(exc: BaseException) -> bool:
     """Whether `exc` is Alembic's `CommandError` (checked without importing Alembic)."""
