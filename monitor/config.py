@@ -141,6 +141,10 @@ class ServerSettings(_Model):
             raise ValueError(f"invalid listen address {value!r} (expected host:port)")
         return value
 
+    # the web pages under /ui/ take the bearer token `api_token` too (docs/ui.md); with
+    # no token set they are then refused, never open
+    ui_auth: bool = False
+
     @property
     def host(self) -> str:
         return self.listen.rpartition(":")[0].strip("[]")

@@ -106,6 +106,8 @@ def compare_runs(
     for name in sorted(common):
         per_item = store.item_scores([run_a.id, run_b.id], name)
         a_items, b_items = per_item[run_a.id], per_item[run_b.id]
+        if not a_items and not b_items:
+            continue  # a run-level figure only (a split's subset score): nothing to pair
         keys = sorted(a_items.keys() & b_items.keys())
         a_vals = [a_items[k] for k in keys]
         b_vals = [b_items[k] for k in keys]
@@ -187,7 +189,8 @@ def leaderboard(
 ) -> dict[str, Any]:
     """Endpoints in tiers on the newest version of `benchmark` (`rank_endpoints`).
 
-    The scorer is `scorer`, or the first (by name) that every run has.
+    The scorer is `scorer`, or the first (by name) that every run has, whole scorers
+    (``exact_match``) before split subsets (``exact_match[hard]``).
     """
     runs = _version_runs(store, benchmark, None)
     scores = store.run_scores([r.id for r in runs])
@@ -195,7 +198,7 @@ def leaderboard(
     if scorer is None:
         if not shared:
             raise ComparisonError(f"the runs of {benchmark!r} share no scorer")
-        scorer = min(shared)
+        scorer = min(shared, key=lambda s: ("[" in s, s))  # a whole scorer before a split
     elif scorer not in shared:
         raise ComparisonError(f"not every endpoint's run of {benchmark!r} has {scorer!r}")
     per_item = store.item_scores([r.id for r in runs], scorer)

@@ -1,0 +1,722 @@
+"""The read-only web pages under `/ui/`: overview, trend, run, compare and leaderboard.
+
+Server-rendered with Jinja2 (autoescaped: model outputs and benchmark inputs are untrusted
+text), charts drawn as SVG on the server (docs/decisions/0007-ui-charts.md), no script at
+all. Every page is sent with a Content-Security-Policy that allows no inline script and
+nothing from another origin, and its assets come from `monitor/api/static/` in the
+package. With `server.ui_auth` on, the pages take the API's bearer token, as an
+``Authorization`` header or as the cookie the login form sets (docs/ui.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import hmac
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode
+
+import jinja2
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from monitor.api.compare import (
+    DEFAULT_MARGIN,
+    ComparisonError,
+    compare_endpoints,
+    compare_runs,
+    leaderboard,
+    runs_to_compare,
+)
+from monitor.api.deps import MAX_ID, NAME, DaemonView
+from monitor.core.model import ItemResult, Run, RunStatus, ScoreSummary, Verdict, VerdictKind
+from monitor.storage import SqlStore
+
+__all__ = ["CSP", "LoginRequiredError", "diff_segments", "login_required", "router", "trend_chart"]
+
+HERE = Path(__file__).parent
+#: No script from anywhere (the pages have none), styles and images from this origin only.
+CSP = (
+    "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+COOKIE = "monitor_ui_token"
+PAGE_SIZE = 50  # flipped items per page of the run page
+TREND_RUNS = 100  # runs on the trend chart
+SPARK_RUNS = 20  # runs on an overview sparkline
+DIFF_MAX_TOKENS = 4000  # longer outputs are shown without a word diff (cost is quadratic)
+_BASELINE_RUNS = re.compile(r"\(runs ([0-9,]+)\)")
+_TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
+_STATIC_TYPES = {".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+# the package's own assets, read once: the route serves only these names
+_STATIC = {
+    p.name: (p.read_bytes(), _STATIC_TYPES[p.suffix])
+    for p in (HERE / "static").iterdir()
+    if p.suffix in _STATIC_TYPES
+}
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,  # every {{ }} is escaped, in text and in attributes
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _pts(value: float | None, digits: int = 1) -> str:
+    """A difference in points of score (0.012 -> +1.2)."""
+    return "-" if value is None or math.isnan(value) else f"{100 * value:+.{digits}f}"
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_env.filters.update(fmt=_fmt, pts=_pts, when=_when)
+
+
+def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = _env.get_template(template).render(**context)
+    return HTMLResponse(html, status_code=status, headers=_HEADERS)
+
+
+# ---------------------------------------------------------------- auth
+
+
+def _ui_auth(request: Request) -> None:
+    """With `server.ui_auth`, the API's bearer token (header or login cookie) is required."""
+    server = request.app.state.daemon.settings.server
+    if not server.ui_auth:
+        return
+    token = server.api_token
+    if not token:
+        raise HTTPException(403, "server.ui_auth is on but server.api_token is not set")
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer":
+        given = request.cookies.get(COOKIE, "")
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise LoginRequiredError
+
+
+class LoginRequiredError(Exception):
+    """A page was asked for without the token: the login form is shown instead."""
+
+
+UiAuth = Annotated[None, Depends(_ui_auth)]
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+def _daemon(request: Request) -> DaemonView:
+    daemon: DaemonView = request.app.state.daemon
+    return daemon
+
+
+def _store(request: Request) -> SqlStore:
+    store: SqlStore | None = getattr(request.app.state.daemon, "store", None)
+    if store is None:
+        raise HTTPException(503, "store not open")
+    return store
+
+
+Daemon = Annotated[DaemonView, Depends(_daemon)]
+Store = Annotated[SqlStore, Depends(_store)]
+PageName = Annotated[str, PathParam(pattern=NAME)]
+OptName = Annotated[str | None, Query(pattern=NAME)]
+
+
+async def login_required(request: Request, exc: Exception) -> Response:
+    """The exception handler for `LoginRequiredError`: the login form, 401."""
+    del exc
+    return _page("login.html", status=401, next=request.url.path, failed=False)
+
+
+# ---------------------------------------------------------------- charts (SVG geometry)
+
+
+@dataclass(frozen=True, slots=True)
+class ChartPoint:
+    """One run on a trend chart."""
+
+    x: float
+    y: float
+    run_id: int
+    value: float
+    verdict: str  # a VerdictKind value, or "none"
+    label: str  # the tooltip
+
+
+@dataclass(frozen=True, slots=True)
+class ChartMarker:
+    """A vertical line where the model fingerprint or the benchmark version changed."""
+
+    x: float
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """A trend chart's geometry in SVG user units; the template only draws it."""
+
+    width: int
+    height: int
+    points: tuple[ChartPoint, ...]
+    line: str  # polyline points
+    ci_band: str  # polygon points
+    baseline_band: str  # polygon points (may be empty)
+    markers: tuple[ChartMarker, ...]
+    y_ticks: tuple[tuple[float, str], ...]
+    left: int = 48
+    top: int = 10
+    bottom: int = 24
+
+
+@dataclass(frozen=True, slots=True)
+class TrendRun:
+    """What the trend chart needs of one succeeded run for one scorer."""
+
+    run: Run
+    score: ScoreSummary
+    verdict: Verdict | None
+    baseline_range: tuple[float, float] | None  # min and max score of its baseline runs
+
+
+def _polygon(upper: Sequence[tuple[float, float]], lower: Sequence[tuple[float, float]]) -> str:
+    if not upper:
+        return ""
+    return " ".join(f"{x:.1f},{y:.1f}" for x, y in [*upper, *reversed(lower)])
+
+
+def trend_chart(rows: Sequence[TrendRun], *, width: int = 760, height: int = 240) -> Chart:
+    """Lay out a score trend: one point per run, its CI band, the baseline band, markers."""
+    left, top, bottom, right = 48, 10, 24, 10
+    values = [
+        v
+        for r in rows
+        for v in (
+            r.score.value,
+            r.score.ci_lower,
+            r.score.ci_upper,
+            *(r.baseline_range or ()),
+        )
+        if not math.isnan(v)
+    ]
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = max((hi - lo) * 0.08, 0.005)
+    lo, hi = max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def x_of(i: int) -> float:
+        return left + (plot_w * (i + 0.5) / max(len(rows), 1))
+
+    def y_of(v: float) -> float:
+        return top + plot_h * (1.0 - (v - lo) / (hi - lo))
+
+    def y_or_mid(v: float) -> float:
+        return y_of(v) if not math.isnan(v) else y_of((lo + hi) / 2)
+
+    points = []
+    upper, lower, b_upper, b_lower = [], [], [], []
+    markers = []
+    for i, r in enumerate(rows):
+        x = x_of(i)
+        kind = r.verdict.verdict.value if r.verdict is not None else "none"
+        label = (
+            f"run {r.run.id} · {_when(r.run.started_at)} · {r.score.scorer} "
+            f"{_fmt(r.score.value)} [{_fmt(r.score.ci_lower)}, {_fmt(r.score.ci_upper)}]"
+            f" · {kind}"
+        )
+        points.append(ChartPoint(x, y_or_mid(r.score.value), r.run.id, r.score.value, kind, label))
+        if not (math.isnan(r.score.ci_lower) or math.isnan(r.score.ci_upper)):
+            upper.append((x, y_of(r.score.ci_upper)))
+            lower.append((x, y_of(r.score.ci_lower)))
+        if r.baseline_range is not None:
+            b_upper.append((x, y_of(r.baseline_range[1])))
+            b_lower.append((x, y_of(r.baseline_range[0])))
+        if i:
+            prev = rows[i - 1].run
+            changes = []
+            if r.run.model_id != prev.model_id:
+                changes.append(f"model {prev.model_id or '?'} → {r.run.model_id or '?'}")
+            if r.run.benchmark_version != prev.benchmark_version:
+                changes.append(f"benchmark version {r.run.benchmark_version[:12]}")
+            if changes:
+                markers.append(ChartMarker((x + x_of(i - 1)) / 2, "; ".join(changes)))
+    ticks = tuple((y_of(lo + (hi - lo) * k / 4), _fmt(lo + (hi - lo) * k / 4)) for k in range(5))
+    return Chart(
+        width=width,
+        height=height,
+        points=tuple(points),
+        line=" ".join(f"{p.x:.1f},{p.y:.1f}" for p in points if not math.isnan(p.value)),
+        ci_band=_polygon(upper, lower),
+        baseline_band=_polygon(b_upper, b_lower),
+        markers=tuple(markers),
+        y_ticks=ticks,
+    )
+
+
+def sparkline(values: Sequence[float], *, width: int = 120, height: int = 24) -> str:
+    """Polyline points of a small trend (oldest first); NaN values are skipped."""
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return ""
+    lo, hi = min(finite), max(finite)
+    span = hi - lo or 1.0
+    step = width / max(len(values) - 1, 1)
+    return " ".join(
+        f"{i * step:.1f},{height - 2 - (height - 4) * (v - lo) / span:.1f}"
+        for i, v in enumerate(values)
+        if not math.isnan(v)
+    )
+
+
+# ---------------------------------------------------------------- diffs
+
+
+def diff_segments(before: str, after: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Word-level diff: (before segments, after segments), each (kind, text) with kind
+    "same", "del" (only before) or "ins" (only after). Texts over `DIFF_MAX_TOKENS` tokens
+    come back whole, marked as changed when they differ."""
+    a, b = _TOKENS.findall(before), _TOKENS.findall(after)
+    if len(a) > DIFF_MAX_TOKENS or len(b) > DIFF_MAX_TOKENS:
+        same = before == after
+        return [("same" if same else "del", before)], [("same" if same else "ins", after)]
+    left: list[tuple[str, str]] = []
+    right: list[tuple[str, str]] = []
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            text = "".join(a[i1:i2])
+            left.append(("same", text))
+            right.append(("same", text))
+            continue
+        if i2 > i1:
+            left.append(("del", "".join(a[i1:i2])))
+        if j2 > j1:
+            right.append(("ins", "".join(b[j1:j2])))
+    return left, right
+
+
+def _shown(value: Any) -> str:
+    """A field or reference for display: strings as they are, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, indent=1, default=str)
+
+
+# ---------------------------------------------------------------- page data
+
+
+def _baseline_ids(verdict: Verdict) -> list[int]:
+    """The baseline run ids a verdict's description names ("rolling:5 (runs 3,4,5)")."""
+    found = _BASELINE_RUNS.search(verdict.baseline or "")
+    return [int(x) for x in found.group(1).split(",") if x] if found else []
+
+
+def _primary(scores: Sequence[ScoreSummary]) -> ScoreSummary | None:
+    return scores[0] if scores else None
+
+
+@dataclass
+class Cell:
+    """One (monitor, endpoint) row of the overview."""
+
+    monitor: str
+    endpoint: str
+    benchmark: str
+    latest: Run | None = None
+    score: ScoreSummary | None = None  # of the latest succeeded run, first scorer
+    verdict: str = "none"
+    spark: str = ""
+    spark_n: int = 0
+    missed: str = ""  # why the run that should have happened did not, or ""
+    scores: list[float] = field(default_factory=list)
+
+
+def _missed(latest: Run | None, every: float | None, now: datetime) -> str:
+    """The "run did not happen" marker: never ran, the last run broke off, or overdue."""
+    if latest is None:
+        return "no run yet"
+    if latest.status in (RunStatus.FAILED, RunStatus.ABORTED):
+        return f"last run {latest.status.value}"
+    if every is not None and (now - latest.started_at).total_seconds() > 2 * every:
+        return f"no run since {_when(latest.started_at)} (every {every:g} s)"
+    return ""
+
+
+def overview_cells(daemon: DaemonView, store: SqlStore, now: datetime) -> list[Cell]:
+    """Every configured (monitor, endpoint), and every pair with history, in name order."""
+    settings = daemon.settings
+    configured = {(m.name, e): m for m in settings.monitors for e in m.endpoints}
+    recent = store.recent_runs(SPARK_RUNS)
+    pairs = sorted(configured.keys() | recent.keys())
+    ids = [r.id for runs in recent.values() for r in runs]
+    scores = store.run_scores(ids)
+    latest_ids = [runs[0].id for runs in recent.values() if runs]
+    verdicts = store.run_verdicts(latest_ids)
+    cells = []
+    for monitor, endpoint in pairs:
+        runs = recent.get((monitor, endpoint), [])
+        mon = configured.get((monitor, endpoint))
+        bench = mon.benchmark if mon is not None else (runs[0].benchmark if runs else "")
+        cell = Cell(monitor, endpoint, bench, latest=runs[0] if runs else None)
+        succeeded = [r for r in runs if r.status is RunStatus.SUCCEEDED]
+        cell.score = _primary(scores[succeeded[0].id]) if succeeded else None
+        if cell.score is not None:
+            name = cell.score.scorer
+            series = [
+                next((s.value for s in scores[r.id] if s.scorer == name), math.nan)
+                for r in reversed(succeeded)
+            ]
+            cell.scores = series
+            cell.spark, cell.spark_n = sparkline(series), sum(not math.isnan(v) for v in series)
+        if cell.latest is not None:
+            found = verdicts.get(cell.latest.id, [])
+            mine = [v.verdict for v in found if cell.score and v.scorer == cell.score.scorer]
+            cell.verdict = _worst(mine or [v.verdict for v in found])
+        every = mon.schedule.every if mon is not None and mon.schedule is not None else None
+        cell.missed = _missed(cell.latest, every, now)
+        cells.append(cell)
+    return cells
+
+
+_ORDER = [
+    VerdictKind.REGRESSED,
+    VerdictKind.DEGRADED,
+    VerdictKind.WARN,
+    VerdictKind.INSUFFICIENT_DATA,
+    VerdictKind.NO_BASELINE,
+    VerdictKind.IMPROVED,
+    VerdictKind.OK,
+]
+
+
+def _worst(kinds: Iterable[VerdictKind]) -> str:
+    ranked = sorted(kinds, key=_ORDER.index)
+    return ranked[0].value if ranked else "none"
+
+
+@dataclass(frozen=True, slots=True)
+class FlippedItem:
+    """One flipped item on the run page, with everything shown beside it."""
+
+    key: str
+    direction: str  # "pass_to_fail" or "fail_to_pass"
+    scorers: tuple[str, ...]
+    split: str | None
+    fields: tuple[tuple[str, str], ...]
+    reference: str | None
+    before: ItemResult | None
+    after: ItemResult | None
+    before_segments: list[tuple[str, str]]
+    after_segments: list[tuple[str, str]]
+
+
+def flipped_keys(
+    verdicts: Sequence[Verdict], scorer: str | None
+) -> dict[str, tuple[str, set[str]]]:
+    """Item key -> (direction, scorers) of every item the stored verdicts count as flipped."""
+    found: dict[str, tuple[str, set[str]]] = {}
+    for v in verdicts:
+        if scorer is not None and v.scorer != scorer:
+            continue
+        for direction, keys in (
+            ("pass_to_fail", v.changed.pass_to_fail),
+            ("fail_to_pass", v.changed.fail_to_pass),
+        ):
+            for key in keys:
+                found.setdefault(key, (direction, set()))[1].add(v.scorer)
+    return found
+
+
+def run_page_data(
+    store: SqlStore, run: Run, *, scorer: str | None, split: str | None, page: int
+) -> dict[str, Any]:
+    """Everything the run page shows: scores, verdicts, one page of flipped items."""
+    scores = store.run_scores([run.id])[run.id]
+    verdicts = store.run_verdicts([run.id])[run.id]
+    flips = flipped_keys(verdicts, scorer)
+    splits_of = store.item_splits(run.benchmark, run.benchmark_version)
+    splits = sorted({s for s in splits_of.values() if s is not None})
+    keys = sorted(k for k in flips if split is None or splits_of.get(k) == split)
+    pages = max(1, math.ceil(len(keys) / PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    shown = keys[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    before_ids = [i for v in verdicts for i in _baseline_ids(v)]
+    before_run = max(before_ids) if before_ids else None
+    if before_run is None:
+        previous = [
+            r
+            for r in store.list_runs(monitor=run.monitor, endpoint=run.endpoint, limit=20)
+            if r.id < run.id and r.status is RunStatus.SUCCEEDED
+        ]
+        before_run = previous[0].id if previous else None
+    after = store.item_results_by_key(run.id, shown)
+    before = store.item_results_by_key(before_run, shown) if before_run is not None else {}
+    items = store.items_by_key(run.benchmark, run.benchmark_version, shown)
+    rows = []
+    for key in shown:
+        item = items.get(key)
+        a, b = before.get(key), after.get(key)
+        left, right = diff_segments(
+            (a.output if a else None) or "", (b.output if b else None) or ""
+        )
+        direction, by = flips[key]
+        rows.append(
+            FlippedItem(
+                key=key,
+                direction=direction,
+                scorers=tuple(sorted(by)),
+                split=splits_of.get(key),
+                fields=tuple((k, _shown(v)) for k, v in item.fields.items()) if item else (),
+                reference=None
+                if item is None or item.reference is None
+                else _shown(item.reference),
+                before=a,
+                after=b,
+                before_segments=left,
+                after_segments=right,
+            )
+        )
+    scorers = sorted(
+        {v.scorer for v in verdicts if v.changed.pass_to_fail or v.changed.fail_to_pass}
+    )
+    return {
+        "run": run,
+        "scores": scores,
+        "verdicts": verdicts,
+        "flipped": rows,
+        "total": len(keys),
+        "page": page,
+        "pages": pages,
+        "scorer": scorer,
+        "split": split,
+        "scorers": scorers,
+        "splits": splits,
+        "before_run": before_run,
+    }
+
+
+def _query(**params: Any) -> str:
+    return urlencode({k: v for k, v in params.items() if v is not None})
+
+
+# ---------------------------------------------------------------- routes
+
+
+@router.get("/static/{name}")
+async def static(name: Annotated[str, PathParam(pattern=r"^[a-z0-9_-]+\.(css|svg)$")]) -> Response:
+    """The package's own stylesheet and images (no file system lookups by name)."""
+    if name not in _STATIC:
+        raise HTTPException(404, "no such asset")
+    body, media = _STATIC[name]
+    return Response(
+        body, media_type=media, headers={**_HEADERS, "Cache-Control": "public, max-age=3600"}
+    )
+
+
+@router.get("/login")
+async def login_form(next: str = "/ui/") -> HTMLResponse:
+    """The token form (only useful with `server.ui_auth`)."""
+    return _page("login.html", next=_local(next), failed=False)
+
+
+def _local(target: str) -> str:
+    """Only a path on this site is a redirect target (no open redirect)."""
+    return target if target.startswith("/ui/") and not target.startswith("//") else "/ui/"
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    """Check the token from the form and keep it in an HttpOnly, same-site cookie."""
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    token = form.get("token", [""])[0]
+    target = _local(form.get("next", ["/ui/"])[0])
+    expected = request.app.state.daemon.settings.server.api_token or ""
+    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+        return _page("login.html", status=401, next=target, failed=True)
+    response = RedirectResponse(target, status_code=303, headers=_HEADERS)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/ui")
+    return response
+
+
+@router.get("/")
+async def overview(daemon: Daemon, db: Store, _auth: UiAuth) -> HTMLResponse:
+    """Monitors x endpoints: latest score and CI, verdict, sparkline, last run."""
+    now = datetime.now(UTC)
+    cells = await asyncio.to_thread(overview_cells, daemon, db, now)
+    return _page("overview.html", cells=cells, now=now)
+
+
+@router.get("/monitors/{monitor}/{endpoint}")
+async def trend(monitor: PageName, endpoint: PageName, db: Store, _auth: UiAuth) -> HTMLResponse:
+    """A (monitor, endpoint)'s score trend per scorer, and its recent runs."""
+
+    def read() -> dict[str, Any]:
+        runs = db.list_runs(monitor=monitor, endpoint=endpoint, limit=TREND_RUNS)[::-1]
+        ids = [r.id for r in runs]
+        scores, verdicts = db.run_scores(ids), db.run_verdicts(ids)
+        baseline_ids = {i for rid in ids for v in verdicts[rid] for i in _baseline_ids(v)} - set(
+            ids
+        )
+        scores.update(db.run_scores(sorted(baseline_ids)))
+        names = sorted({s.scorer for rid in ids for s in scores[rid]})
+        charts = []
+        for name in names:
+            rows = []
+            for r in runs:
+                s = next((s for s in scores[r.id] if s.scorer == name), None)
+                if r.status is not RunStatus.SUCCEEDED or s is None:
+                    continue
+                v = next((v for v in verdicts[r.id] if v.scorer == name), None)
+                base = [
+                    b.value
+                    for i in (_baseline_ids(v) if v else [])
+                    for b in scores.get(i, [])
+                    if b.scorer == name and not math.isnan(b.value)
+                ]
+                rng = (min(base), max(base)) if base else None
+                rows.append(TrendRun(r, s, v, rng))
+            charts.append((name, trend_chart(rows)))
+        return {"runs": runs[::-1], "charts": charts, "verdicts": verdicts, "scores": scores}
+
+    data = await asyncio.to_thread(read)
+    if not data["runs"]:
+        raise HTTPException(404, f"no runs of {monitor} on {endpoint}")
+    return _page("trend.html", monitor=monitor, endpoint=endpoint, **data)
+
+
+@router.get("/runs/{run_id}")
+async def run_page(
+    run_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],
+    db: Store,
+    _auth: UiAuth,
+    *,
+    scorer: OptName = None,
+    split: Annotated[str | None, Query(max_length=200)] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> HTMLResponse:
+    """One run: scores, verdicts with their evidence, and the items that flipped."""
+
+    def read() -> dict[str, Any] | None:
+        found = db.get_run(run_id)
+        if found is None:
+            return None
+        return run_page_data(db, found, scorer=scorer or None, split=split or None, page=page)
+
+    data = await asyncio.to_thread(read)
+    if data is None:
+        raise HTTPException(404, f"no run {run_id}")
+    run = data["run"]
+
+    def link(**change: Any) -> str:
+        params = {"scorer": data["scorer"], "split": data["split"], "page": None, **change}
+        return f"/ui/runs/{run.id}?{_query(**params)}"
+
+    return _page("run.html", link=link, **data)
+
+
+@router.get("/compare")
+async def compare_page(
+    db: Store,
+    _auth: UiAuth,
+    *,
+    benchmark: OptName = None,
+    a: OptName = None,
+    b: OptName = None,
+    run_a: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    run_b: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    margin: Annotated[float, Query(gt=0.0, le=1.0)] = DEFAULT_MARGIN,
+) -> HTMLResponse:
+    """Two endpoints on one benchmark version, or two runs: difference, test, equivalence."""
+
+    def read() -> tuple[dict[str, Any] | None, str, dict[str, Any]]:
+        try:
+            if run_a is not None and run_b is not None:
+                ra, rb = runs_to_compare(db, run_a, run_b)
+                report = compare_runs(db, ra, rb, margin=margin)
+            elif benchmark and a and b:
+                report = compare_endpoints(db, benchmark=benchmark, a=a, b=b, margin=margin)
+            else:
+                return None, "", {}
+        except ComparisonError as exc:
+            return None, str(exc), {}
+        outputs = {}
+        for name, r in report["scorers"].items():
+            keys = (r["a_only"]["keys"] + r["b_only"]["keys"])[:PAGE_SIZE]
+            outputs[name] = (
+                db.item_results_by_key(report["a"]["run_id"], keys),
+                db.item_results_by_key(report["b"]["run_id"], keys),
+                keys,
+            )
+        return report, "", outputs
+
+    report, error, outputs = await asyncio.to_thread(read)
+    return _page(
+        "compare.html",
+        status=404 if error else 200,
+        report=report,
+        error=error,
+        outputs=outputs,
+        form={"benchmark": benchmark or "", "a": a or "", "b": b or "", "margin": margin},
+        interval=_interval_svg,
+    )
+
+
+def _interval_svg(ci: Sequence[float | None], margin: float) -> dict[str, float]:
+    """Geometry of the equivalence picture: the interval against (-margin, +margin)."""
+    lo, hi = (c if c is not None else 0.0 for c in ci)
+    span = max(abs(lo), abs(hi), margin) * 1.3
+
+    def x(v: float) -> float:
+        return 10 + 280 * (v + span) / (2 * span)
+
+    return {"lo": x(lo), "hi": x(hi), "m_lo": x(-margin), "m_hi": x(margin), "zero": x(0.0)}
+
+
+@router.get("/leaderboard")
+async def leaderboard_page(
+    db: Store,
+    _auth: UiAuth,
+    *,
+    benchmark: OptName = None,
+    margin: Annotated[float, Query(gt=0.0, le=1.0)] = DEFAULT_MARGIN,
+    scorer: OptName = None,
+) -> HTMLResponse:
+    """Endpoints in tiers; a tier changes only where the difference is outside the noise."""
+
+    def read() -> tuple[dict[str, Any] | None, str]:
+        if not benchmark:
+            return None, ""
+        try:
+            return leaderboard(db, benchmark=benchmark, margin=margin, scorer=scorer), ""
+        except ComparisonError as exc:
+            return None, str(exc)
+
+    board, error = await asyncio.to_thread(read)
+    return _page(
+        "leaderboard.html",
+        status=404 if error else 200,
+        board=board,
+        error=error,
+        form={"benchmark": benchmark or "", "margin": margin},
+    )
