@@ -599,6 +599,9 @@ def _check_references(settings: Settings, loc: _Located) -> list[str]:
     return [f"{loc.source}:{line}: {msg}" for line, msg in sorted(problems)]
 
 
+MAX_PROBLEMS = 100  # validation problems listed in one error; the rest are counted
+
+
 def parse_settings(
     text: str, *, source: str = "<string>", environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -624,11 +627,16 @@ def parse_settings(
         problems = sorted(
             {
                 (loc.line_of(path), format_path(path), _describe(e))
-                for e in exc.errors()
+                # without inputs and URLs: 100,000 errors would otherwise copy 100 MB
+                for e in exc.errors(include_url=False, include_input=False, include_context=False)
                 for path in [_clean_loc(e["loc"], data)]
             }
         )
-        report = "\n".join(f"{source}:{line}: {path}: {msg}" for line, path, msg in problems)
+        report = "\n".join(
+            f"{source}:{line}: {path}: {msg}" for line, path, msg in problems[:MAX_PROBLEMS]
+        )
+        if len(problems) > MAX_PROBLEMS:  # a generated file can hold 100,000 bad entries
+            report += f"\n{source}: ... and {len(problems) - MAX_PROBLEMS} more problems"
         raise ConfigError(mask_secrets(report, secrets)) from None
     reference_problems = _check_references(settings, loc)
     if reference_problems:

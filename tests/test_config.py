@@ -393,7 +393,7 @@ class TestYamlLimits:
         message = error_of(alias_bomb())
         assert time.process_time() - start < 1.0
         assert message.startswith(
-            "monitor.yaml:6: invalid YAML: the document expands to more than 200000 nodes "
+            "monitor.yaml:6: invalid YAML: the document expands to more than 100000 nodes "
             "(at alias *a4)"
         ), message
 
@@ -479,3 +479,33 @@ class TestTemplateSettings:
         message = error_of(GOOD + "templates: {max_operations: 1}\n")
         line = GOOD.count("\n") + 1
         assert message.startswith(f"monitor.yaml:{line}: templates.max_operations: Input should")
+
+
+class TestManyProblems:
+    """A file with thousands of bad entries gets a bounded report, quickly."""
+
+    def test_problems_past_100_are_counted_not_listed(self) -> None:
+        """20,000 bad endpoints give 100 lines and a count of the rest, in under 2 s."""
+        start = time.process_time()
+        message = error_of("endpoints: [" + ", ".join(["1"] * 20_000) + "]\n")
+        assert time.process_time() - start < 2.0
+        lines = message.splitlines()
+        assert len(lines) == 101
+        assert lines[0].startswith("monitor.yaml:1: endpoints[0]: Input should be")
+        assert lines[-1] == "monitor.yaml: ... and 19900 more problems"
+
+
+class TestOneYamlReader:
+    """Every YAML the project reads goes through monitor/bounded_yaml.py."""
+
+    def test_no_other_module_parses_yaml(self) -> None:
+        """No module of the product, its deploy files or scripts calls PyYAML's loaders."""
+        root = Path(__file__).resolve().parents[1]
+        loader = re.compile(r"yaml\.(safe_|full_|unsafe_)?(load|compose|parse)(_all)?\(")
+        offenders = [
+            str(path.relative_to(root))
+            for folder in ("monitor", "deploy", "scripts", "benchmarks", "dashboards")
+            for path in sorted((root / folder).rglob("*.py"))
+            if path.name != "bounded_yaml.py" and loader.search(path.read_text("utf-8"))
+        ]
+        assert offenders == []

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from monitor.bounded_yaml import load
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "monitor.rules.yml"
@@ -53,7 +55,7 @@ def _header(source: str) -> str:
 
 def prometheus_rule() -> str:
     """A PrometheusRule holding exactly the groups of the Prometheus rules file."""
-    rules = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    rules = load(RULES.read_text(encoding="utf-8"), str(RULES))  # the project's one YAML reader
     doc = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.daemon.harness import Daemon, Simulator, free_port, write_config
+from tests.hardening.measure import run_measured
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "data" / "bad"
@@ -282,25 +283,6 @@ MAX_SECONDS = 2.0
 MAX_RSS_BYTES = 200 * 1024 * 1024
 
 
-def run_measured(*args: str, cwd: Path) -> tuple[int, str, float, float, int]:
-    """`monitor ARGS` as a child: exit code, stderr, wall and CPU seconds, peak RSS bytes."""
-    start = time.monotonic()
-    with subprocess.Popen(
-        [sys.executable, "-m", "monitor", *args],
-        cwd=cwd,
-        env=child_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        assert proc.stderr is not None
-        stderr = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.monotonic() - start
-    return proc.returncode, stderr, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
-
-
 def peak_rss(pid: int) -> int:
     """The peak resident set (VmHWM) of a live process, in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -315,13 +297,17 @@ class TestHostileInput:
     @pytest.mark.parametrize("case", HOSTILE_CASES)
     def test_check_config_refuses_fast_and_small(self, case: str) -> None:
         """check-config exits 2 with file:line in under 2 s of CPU and 200 MB of RSS."""
-        code, stderr, wall, cpu, rss = run_measured("check-config", f"{case}.yaml", cwd=CORPUS)
-        assert code == 2, stderr
-        assert_error_lines(cli_error(stderr), expected_lines(case, CORPUS))
+        m = run_measured(
+            [sys.executable, "-m", "monitor", "check-config", f"{case}.yaml"],
+            cwd=CORPUS,
+            env=child_env(),
+        )
+        assert m.code == 2, m.stderr
+        assert_error_lines(cli_error(m.stderr), expected_lines(case, CORPUS))
         # CPU time is the measure (the machine may be shared); wall time only guards a hang
-        assert cpu < MAX_SECONDS, f"{case}: {cpu:.2f} s of CPU"
-        assert wall < 5 * MAX_SECONDS, f"{case}: {wall:.2f} s"
-        assert rss < MAX_RSS_BYTES, f"{case}: {rss / 2**20:.0f} MB"
+        assert m.cpu_s < MAX_SECONDS, f"{case}: {m.cpu_s:.2f} s of CPU"
+        assert m.wall_s < 5 * MAX_SECONDS, f"{case}: {m.wall_s:.2f} s"
+        assert m.rss_bytes < MAX_RSS_BYTES, f"{case}: {m.rss_bytes / 2**20:.0f} MB"
 
     def test_sighup_refuses_them_and_keeps_serving(
         self, tmp_path: Path, simulator: Simulator, daemons: list[Daemon]
