@@ -32,7 +32,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Continuous evaluation and drift monitoring for deployed models.",
     )
     p.add_argument("--version", action="version", version=f"monitor {__version__}")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-level",
+        default=None,
+        choices=["debug", "info", "warning", "error"],
+        help="log events at and above this level (default info; warning under a progress bar)",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -41,19 +46,19 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check-config", help="validate a config file and its benchmarks")
     c.add_argument("file", nargs="?", help="config file (or use --config)")
-    c.add_argument("--config", "-c", dest="config_opt", default=None)
+    c.add_argument("--config", "-c", dest="config_opt", default=None, help="YAML config file")
 
     r = with_config(sub.add_parser("run", help="run one monitor now, against all its endpoints"))
-    r.add_argument("monitor")
+    r.add_argument("monitor", help="name of a monitor in the config")
     r.add_argument("--endpoint", "-e", action="append", default=[], help="only this endpoint")
-    r.add_argument("--format", choices=["table", "json"], default="table")
+    r.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
 
     rs = with_config(sub.add_parser("runs", help="list past runs with scores"))
-    rs.add_argument("--monitor")
-    rs.add_argument("--endpoint")
-    rs.add_argument("--limit", type=int, default=20)
-    rs.add_argument("--format", choices=["table", "json"], default="table")
+    rs.add_argument("--monitor", help="only runs of this monitor")
+    rs.add_argument("--endpoint", help="only runs on this endpoint")
+    rs.add_argument("--limit", type=int, default=20, help="how many of the newest runs")
+    rs.add_argument("--format", choices=["table", "json"], default="table", help="output format")
 
     cp = with_config(
         sub.add_parser(
@@ -61,9 +66,9 @@ def _parser() -> argparse.ArgumentParser:
             help="two runs side by side, with flipped items; or two endpoints (--endpoints)",
         )
     )
-    cp.add_argument("run_a", type=int, nargs="?")
-    cp.add_argument("run_b", type=int, nargs="?")
-    cp.add_argument("--format", choices=["table", "json"], default="table")
+    cp.add_argument("run_a", type=int, nargs="?", help="the earlier run (the reference)")
+    cp.add_argument("run_b", type=int, nargs="?", help="the later run")
+    cp.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     cp.add_argument("--endpoints", nargs=2, metavar=("A", "B"), help="compare endpoint B against A")
     cp.add_argument("--benchmark", help="with --endpoints: the benchmark both ran")
     cp.add_argument(
@@ -74,32 +79,48 @@ def _parser() -> argparse.ArgumentParser:
     lb = with_config(
         sub.add_parser("leaderboard", help="endpoints in tiers of practically equal scores")
     )
-    lb.add_argument("--benchmark", required=True)
+    lb.add_argument("--benchmark", required=True, help="the benchmark every endpoint ran")
     lb.add_argument("--margin", type=float, default=None, help="equivalence margin (0.01)")
     lb.add_argument("--scorer", help="rank on this scorer (default: the first by name)")
-    lb.add_argument("--format", choices=["table", "json"], default="table")
+    lb.add_argument("--format", choices=["table", "json"], default="table", help="output format")
 
     bl = with_config(sub.add_parser("baseline", help="pin runs as a baseline"))
-    bl.add_argument("action", choices=["pin"])
+    bl.add_argument("action", choices=["pin"], help="pin: make these runs the new normal")
     bl.add_argument("runs", type=int, nargs="+", help="succeeded runs of one (monitor, endpoint)")
 
+    ex = with_config(sub.add_parser("export", help="a run's item results as JSONL or CSV"))
+    ex.add_argument("run", type=int, help="run id")
+    ex.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format")
+    ex.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
+
     db = with_config(sub.add_parser("db", help="database maintenance"))
-    db.add_argument("action", choices=["upgrade"])
+    db.add_argument("action", choices=["upgrade"], help="upgrade: apply pending migrations")
 
     with_config(sub.add_parser("serve", help="run the monitoring service"))
 
+    _add_demo_commands(sub)
+    return p
+
+
+def _add_demo_commands(sub: Any) -> None:
+    """`monitor demo` and `monitor demo-endpoint`."""
     dm = sub.add_parser("demo", help="the whole service against a simulated model, on SQLite")
     dm.add_argument("--dir", default="monitor-demo", help="folder for config, data and DB")
-    dm.add_argument("--listen", default="127.0.0.1:9464")
+    dm.add_argument("--listen", default="127.0.0.1:9464", help="API and /metrics address")
     dm.add_argument("--interval", type=float, default=3.0, help="seconds between runs")
     dm.add_argument("--runs", type=int, default=14, help="stop after this many runs")
     dm.add_argument("--forever", action="store_true", help="keep running until Ctrl-C")
 
     de = sub.add_parser("demo-endpoint", help="serve a simulated OpenAI-compatible model")
-    de.add_argument("--listen", default="127.0.0.1:8089")
+    de.add_argument("--listen", default="127.0.0.1:8089", help="address to serve on")
     de.add_argument("--regress-after", type=int, default=0, help="requests before the drop")
+    de.add_argument(
+        "--regress-fraction",
+        type=float,
+        default=0.05,
+        help="share of items answered wrongly after the drop (default 0.05)",
+    )
     de.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
-    return p
 
 
 def console() -> NoReturn:
@@ -118,7 +139,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from monitor.errors import MonitorError
     from monitor.log import configure_logging
 
-    configure_logging(level=args.log_level)
+    show_bar = (
+        args.command == "run"
+        and args.format == "table"
+        and sys.stdout.isatty()
+        and not args.no_progress
+    )
+    args.show_bar = show_bar
+    # info events would print over a live progress bar; the table after it says the same
+    configure_logging(level=args.log_level or ("warning" if show_bar else "info"))
     try:
         handler = _COMMANDS[args.command]
         return handler(args)
@@ -137,11 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
 
 
-def _settings(path: str) -> Settings:
+def _settings(path: str, *, storage_only: bool = False) -> Settings:
+    """The config at `path`; with `storage_only`, only its `storage` section is read, so
+    commands that only read the database need none of the service's secrets."""
     from monitor.config import load_settings
     from monitor.log import redactor
 
-    settings = load_settings(path)
+    settings = load_settings(path, sections=("storage",) if storage_only else None)
     redactor.update(settings.secrets)
     return settings
 
@@ -153,11 +184,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings(path)
     benches = check_config(settings)
     items = sum(len(b.items) for b in benches)
-    print(
-        f"{path}: ok ({len(settings.endpoints)} endpoints, {len(benches)} benchmarks "
-        f"with {items} items, {len(settings.monitors)} monitors)"
+    counts = (
+        f"{_count(len(settings.endpoints), 'endpoint')}, "
+        f"{_count(len(benches), 'benchmark')} with {_count(items, 'item')}, "
+        f"{_count(len(settings.monitors), 'monitor')}"
     )
+    print(f"{path}: ok ({counts})")
     return EXIT_OK
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -167,7 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     store = open_settings_store(settings)
     try:
-        show_bar = args.format == "table" and sys.stdout.isatty() and not args.no_progress
+        show_bar = bool(args.show_bar)
         outcomes = asyncio.run(_run_monitor(settings, store, args.monitor, args.endpoint, show_bar))
     finally:
         store.close()
@@ -220,11 +257,14 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="monitor run")
-    for col in ("run", "monitor", "endpoint", "status", "scorer", "score [95% CI]", "verdict"):
+    for col in ("run", "monitor", "endpoint", "status", "scorer"):
         table.add_column(col)
+    table.add_column("score [95% CI]", no_wrap=True)
+    table.add_column("verdict")
     for col in ("items", "errors", "duration"):
         table.add_column(col, justify="right")
     for o in outcomes:
@@ -247,30 +287,61 @@ def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
             v = verdicts.get(s.scorer)
             verdict = "-" if v is None else v.verdict.value
             if v is not None and v.effect is not None and v.effect == v.effect:
-                verdict += f" ({v.effect:+.3f}, p={_fmt(v.p_adjusted, 4)})"
+                verdict += f" ({v.effect:+.3f}, {_fmt_p(v.p_adjusted)})"
             table.add_row(
                 str(o.run.id),
                 o.run.monitor,
                 o.run.endpoint,
                 o.run.status.value,
-                s.scorer,
+                escape(s.scorer),  # `exact_match[public]` is a name, not rich markup
                 f"{_fmt(s.value)} [{_fmt(s.ci_lower)}, {_fmt(s.ci_upper)}]",
-                verdict,
-                str(o.run.n_items),
+                escape(verdict),
+                str(s.n),  # a split scorer covers only its split's items
                 str(o.run.n_errors),
                 f"{o.duration_s:.2f}s",
             )
-    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+    console = Console(width=160 if not sys.stdout.isatty() else None)
+    console.print(table)
+    for o in outcomes:
+        if o.error_kinds:
+            console.print(escape(_failure_line(o)), highlight=False)
+
+
+def _failure_line(o: RunOutcome) -> str:
+    """Why items of a run got no answer, and from where (the run's endpoint URL)."""
+    from monitor.log import mask_url_credentials, redactor
+
+    kinds = ", ".join(f"{kind} ({n})" for kind, n in sorted(o.error_kinds.items()))
+    failed = sum(o.error_kinds.values())
+    url = o.endpoint_url or "-"
+    line = (
+        f"run {o.run.id} @ {o.run.endpoint}: {failed} of {o.run.n_items} items got no answer: "
+        f"{kinds}; endpoint {mask_url_credentials(url)}"
+    )
+    if o.run.status.value == "degraded":
+        line += (
+            " (the run is `degraded`: more items failed than the monitor's "
+            "degraded_threshold allows, so it was not judged)"
+        )
+    return redactor.mask(line)
+
+
+def _fmt_p(p: float | None) -> str:
+    """An adjusted p-value as a person reads it: `p<0.0001` rather than `p=0.0000`."""
+    if p is None or math.isnan(p):
+        return "p=-"
+    return "p<0.0001" if p < 0.0001 else f"p={p:.2g}"
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from monitor.app import open_settings_store
     from monitor.documents import run_document
 
-    settings = _settings(args.config)
+    settings = _settings(args.config, storage_only=True)
     store = open_settings_store(settings)
     try:
         runs = store.list_runs(monitor=args.monitor, endpoint=args.endpoint, limit=args.limit)
@@ -298,8 +369,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             "-" if d["duration_s"] is None else f"{d['duration_s']:.1f}s",
             str(d["n_items"]),
             str(d["n_errors"]),
-            ", ".join(f"{k}={_fmt(v['value'])}" for k, v in d["scores"].items()),
-            ", ".join(f"{k}={v['verdict']}" for k, v in d["verdicts"].items()) or "-",
+            escape(", ".join(f"{k}={_fmt(v['value'])}" for k, v in d["scores"].items())),
+            escape(", ".join(f"{k}={v['verdict']}" for k, v in d["verdicts"].items()) or "-"),
         )
     Console(width=160 if not sys.stdout.isatty() else None).print(table)
     return EXIT_OK
@@ -307,26 +378,33 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from monitor.app import open_settings_store
-    from monitor.errors import MonitorError
+    from monitor.errors import ConfigError
 
     if args.endpoints is not None or args.benchmark is not None:
         return _compare_endpoints(args)
     if args.run_a is None or args.run_b is None:
         raise _UsageError("compare needs RUN_A RUN_B, or --endpoints A B --benchmark X")
-    settings = _settings(args.config)
+    settings = _settings(args.config, storage_only=True)
     store = open_settings_store(settings)
     try:
         runs = [store.get_run(args.run_a), store.get_run(args.run_b)]
         missing = [rid for rid, r in zip((args.run_a, args.run_b), runs, strict=True) if r is None]
         if missing:
-            raise MonitorError(f"no run with id {missing[0]}")
+            raise ConfigError(f"no run with id {missing[0]}")
+        splits = _item_splits(store, [r for r in runs if r is not None])
         scores = store.run_scores([args.run_a, args.run_b])
         a_scores = {s.scorer: s for s in scores.get(args.run_a, [])}
         b_scores = {s.scorer: s for s in scores.get(args.run_b, [])}
         report: dict[str, Any] = {"run_a": args.run_a, "run_b": args.run_b, "scorers": {}}
         for scorer in sorted(a_scores.keys() | b_scores.keys()):
-            per_item = store.item_scores([args.run_a, args.run_b], scorer)
+            # `exact_match[public]` is `exact_match` on the items of that split
+            base, _, split = scorer.partition("[")
+            per_item = store.item_scores([args.run_a, args.run_b], base)
             a_items, b_items = per_item.get(args.run_a, {}), per_item.get(args.run_b, {})
+            if split:
+                wanted = split.removesuffix("]")
+                a_items = {k: v for k, v in a_items.items() if splits.get(k) == wanted}
+                b_items = {k: v for k, v in b_items.items() if splits.get(k) == wanted}
             common = a_items.keys() & b_items.keys()
             sa, sb = a_scores.get(scorer), b_scores.get(scorer)
             report["scorers"][scorer] = {
@@ -348,9 +426,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"{scorer}: run {args.run_a} = {_fmt(r['a'])}, run {args.run_b} = {_fmt(r['b'])}, "
             f"difference {_fmt(r['difference'])}"
         )
-        print(f"  pass -> fail ({len(r['pass_to_fail'])}): {', '.join(r['pass_to_fail'][:20])}")
-        print(f"  fail -> pass ({len(r['fail_to_pass'])}): {', '.join(r['fail_to_pass'][:20])}")
+        print(f"  pass -> fail {_listed(r['pass_to_fail'])}")
+        print(f"  fail -> pass {_listed(r['fail_to_pass'])}")
     return EXIT_OK
+
+
+_SHOWN = 20
+
+
+def _listed(keys: Sequence[str]) -> str:
+    """`(31): a, b, ... (11 more not shown; --format json lists all)`."""
+    out = f"({len(keys)}): {', '.join(keys[:_SHOWN])}"
+    if len(keys) > _SHOWN:
+        out += f" ... ({len(keys) - _SHOWN} more not shown; --format json lists all)"
+    return out
+
+
+def _item_splits(store: Any, runs: Sequence[Any]) -> dict[str, str | None]:
+    """Item key -> split value, over the benchmark versions of `runs`."""
+    out: dict[str, str | None] = {}
+    for bench, version in {(r.benchmark, r.benchmark_version) for r in runs}:
+        out.update({k: i.split for k, i in store.benchmark_items(bench, version).items()})
+    return out
 
 
 class _UsageError(Exception):
@@ -475,7 +572,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from monitor.app import open_settings_store
     from monitor.clock import utc_now
     from monitor.core.model import RunStatus
-    from monitor.errors import MonitorError
+    from monitor.errors import ConfigError
     from monitor.judge import rebaseline
 
     settings = _settings(args.config)
@@ -485,12 +582,12 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         runs = [found.get(rid) for rid in args.runs]
         for rid, run in zip(args.runs, runs, strict=True):
             if run is None:
-                raise MonitorError(f"no run with id {rid}")
+                raise ConfigError(f"no run with id {rid}")
             if run.status is not RunStatus.SUCCEEDED:
-                raise MonitorError(f"run {rid} is {run.status.value}; only succeeded runs pin")
+                raise ConfigError(f"run {rid} is {run.status.value}; only succeeded runs pin")
         pairs = {(r.monitor, r.endpoint) for r in runs if r is not None}
         if len(pairs) != 1:
-            raise MonitorError("the runs belong to different (monitor, endpoint) pairs")
+            raise ConfigError("the runs belong to different (monitor, endpoint) pairs")
         ((monitor, endpoint),) = pairs
         rebaseline(store, monitor=monitor, endpoint=endpoint, run_ids=args.runs, now=utc_now())
     finally:
@@ -499,13 +596,36 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from monitor.app import open_settings_store
+    from monitor.errors import ConfigError
+    from monitor.export import record, write_records
+
+    settings = _settings(args.config, storage_only=True)
+    store = open_settings_store(settings)
+    try:
+        if store.get_run(args.run) is None:
+            raise ConfigError(f"no run with id {args.run}")
+        results = store.item_results(args.run)
+    finally:
+        store.close()
+    records = (record(args.run, r) for r in results)
+    if args.output == "-":
+        write_records(records, sys.stdout, args.format)
+        return EXIT_OK
+    with open(args.output, "w", encoding="utf-8", newline="") as out:
+        count = write_records(records, out, args.format)
+    print(f"{count} item results of run {args.run} written to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_db(args: argparse.Namespace) -> int:
     from monitor.storage import open_store
 
-    settings = _settings(args.config)
+    settings = _settings(args.config, storage_only=True)
     store = open_store(settings.storage.url, migrate=True)
     store.close()
-    print(f"database {store} is at the latest schema")
+    print(f"database {store.url} is at the latest schema")
     return EXIT_OK
 
 
@@ -526,7 +646,13 @@ def cmd_demo_endpoint(args: argparse.Namespace) -> int:
 
     host, _, port = args.listen.rpartition(":")
     asyncio.run(
-        serve_forever(host, int(port), regress_after=args.regress_after, latency=args.latency)
+        serve_forever(
+            host,
+            int(port),
+            regress_after=args.regress_after,
+            regress_fraction=args.regress_fraction,
+            latency=args.latency,
+        )
     )
     return EXIT_OK
 
@@ -539,6 +665,7 @@ _COMMANDS = {
     "leaderboard": cmd_leaderboard,
     "baseline": cmd_baseline,
     "db": cmd_db,
+    "export": cmd_export,
     "serve": cmd_serve,
     "demo": cmd_demo,
     "demo-endpoint": cmd_demo_endpoint,

@@ -16,7 +16,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -603,9 +603,18 @@ MAX_PROBLEMS = 100  # validation problems listed in one error; the rest are coun
 
 
 def parse_settings(
-    text: str, *, source: str = "<string>", environ: Mapping[str, str] | None = None
+    text: str,
+    *,
+    source: str = "<string>",
+    environ: Mapping[str, str] | None = None,
+    sections: Collection[str] | None = None,
 ) -> Settings:
-    """Validate configuration text; raise ConfigError listing every problem found."""
+    """Validate configuration text; raise ConfigError listing every problem found.
+
+    With `sections`, only those top-level sections are read (the others take their
+    defaults): commands that only read the database (`monitor runs`, `compare`, `export`,
+    `db upgrade`) ask for `storage` alone, so they need none of the service's secrets.
+    """
     loc = _Located(source)
     root = compose(text, source)  # bounded: alias bombs and deep nesting are refused here
     if root is None:
@@ -619,6 +628,8 @@ def parse_settings(
             f"{source}:{root.start_mark.line + 1}: (top level): expected a mapping of sections, "
             f"got {_YAML_TYPES.get(type(data), type(data).__name__)}"
         )
+    if sections is not None:
+        data = {k: v for k, v in data.items() if k in sections}
     secrets: set[str] = set()
     data = _interpolate(data, (), os.environ if environ is None else environ, loc, secrets)
     try:
@@ -677,8 +688,29 @@ _YAML_TYPES = {
 }
 
 
-def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate a config file. Relative benchmark paths resolve against its folder."""
+def _resolve_sqlite(storage: StorageSettings, base: Path) -> StorageSettings:
+    """`sqlite:///relative.db` made absolute against `base`; other URLs unchanged."""
+    prefix = "sqlite:///"
+    url = storage.url
+    if not url.startswith(prefix) or url.startswith(prefix + "/"):
+        return storage
+    rest, sep, query = url.removeprefix(prefix).partition("?")
+    if not rest or rest.startswith((":memory:", "file:")):
+        return storage
+    return storage.model_copy(update={"url": f"{prefix}{(base / rest).resolve()}{sep}{query}"})
+
+
+def load_settings(
+    path: str | Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    sections: Collection[str] | None = None,
+) -> Settings:
+    """Read and validate a config file (see `parse_settings` for `sections`).
+
+    Relative paths resolve against the file's folder: benchmark data files, and a SQLite
+    database (`sqlite:///monitor.db` next to the config, whatever the working directory).
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -689,7 +721,7 @@ def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None)
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"{path}:{line}: not valid UTF-8: {exc.reason}") from None
-    settings = parse_settings(text, source=str(path), environ=environ)
+    settings = parse_settings(text, source=str(path), environ=environ, sections=sections)
     base = path.resolve().parent
     benchmarks = [
         b.model_copy(update={"data": str((base / b.data).resolve())})
@@ -697,7 +729,9 @@ def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None)
         else b
         for b in settings.benchmarks
     ]
-    resolved = settings.model_copy(update={"benchmarks": benchmarks})
+    resolved = settings.model_copy(
+        update={"benchmarks": benchmarks, "storage": _resolve_sqlite(settings.storage, base)}
+    )
     resolved._secrets = settings.secrets
     resolved._source = settings.source
     resolved._lines = settings._lines

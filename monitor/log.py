@@ -123,3 +123,12 @@ def configure_logging(
 def get_logger(name: str) -> Any:
     """A bound logger tagged with the emitting component."""
     return structlog.get_logger(component=name)
+
+
+def mask_url_credentials(url: str) -> str:
+    """`url` with any ``user:password@`` part replaced by ``***@``: credentials in a URL
+    never leave the process (logs, API, console)."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"

@@ -15,7 +15,8 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -85,6 +86,7 @@ class RunRequest:
     trigger: str = "manual"
     # built once per plan (monitor.service); empty means "build the benchmark's own"
     scorers: tuple[Scorer, ...] = ()
+    endpoint_url: str | None = None  # named in the log when items fail
 
     def built_scorers(self) -> tuple[Scorer, ...]:
         return self.scorers or tuple(build_scorer(s) for s in self.benchmark.scorers)
@@ -113,6 +115,9 @@ class RunOutcome:
     scores: tuple[ScoreSummary, ...]
     verdicts: tuple[Verdict, ...]
     duration_s: float
+    # error kind -> items that got no usable answer with it ("connect", "timeout", ...)
+    error_kinds: Mapping[str, int] = field(default_factory=dict)
+    endpoint_url: str | None = None  # credentials masked
 
     def document(self) -> dict[str, Any]:
         """The run document (`monitor run --format json`, `GET /api/v1/runs`)."""
@@ -286,7 +291,9 @@ class Runner:
             finished = await self._finish(run, RunStatus.FAILED, collected, progress, scores=())
             duration = time.perf_counter() - started
             log.exception("run_failed", error=f"{type(exc).__name__}: {exc}", duration_s=duration)
-            return RunOutcome(finished, (), (), duration)
+            return RunOutcome(
+                finished, (), (), duration, dict(collected.error_kinds), request.endpoint_url
+            )
 
         summaries = collected.summaries()
         error_share = progress.errors / progress.total if progress.total else 1.0
@@ -306,6 +313,9 @@ class Runner:
                 log.exception("judge_failed", error=f"{type(exc).__name__}: {exc}")
         finished = await self._finish(run, status, collected, progress, scores=summaries)
         duration = time.perf_counter() - started
+        failures: dict[str, Any] = {}
+        if collected.error_kinds:  # say why items failed, and where, without opening the DB
+            failures = {"error_kinds": dict(collected.error_kinds), "url": request.endpoint_url}
         log.info(
             "run_finished",
             status=finished.status.value,
@@ -315,8 +325,16 @@ class Runner:
             model_id=finished.model_id,
             scores={s.scorer: _round(s.value) for s in summaries},
             verdicts={v.scorer: v.verdict.value for v in verdicts},
+            **failures,
         )
-        return RunOutcome(finished, tuple(summaries), tuple(verdicts), duration)
+        return RunOutcome(
+            finished,
+            tuple(summaries),
+            tuple(verdicts),
+            duration,
+            dict(collected.error_kinds),
+            request.endpoint_url,
+        )
 
     async def _execute(
         self,
@@ -425,12 +443,15 @@ class _Collected:
         self.latencies: list[float] = []
         self.output_lengths: list[int] = []
         self.predicted: list[str] = []
+        self.error_kinds: Counter[str] = Counter()
 
     def add(self, item: Item, response: Response) -> ItemResult:
         if self.model_id is None and response.model_id:
             self.model_id = response.model_id
         item_scores: dict[str, float] = {}
         output = response.output
+        if response.error is not None:
+            self.error_kinds[response.error.value] += 1
         if response.error is None and output is not None:
             self.latencies.append(response.latency_s)
             self.output_lengths.append(len(output))

@@ -23,6 +23,7 @@ from monitor.config import EndpointSettings, MonitorSettings, Settings
 from monitor.core.model import Benchmark
 from monitor.core.scoring import Scorer, build_scorer
 from monitor.errors import ConfigError
+from monitor.log import mask_url_credentials
 from monitor.ports import (
     AlertSink,
     BenchmarkSource,
@@ -58,6 +59,7 @@ class RunPlan:
             degraded_threshold=self.monitor.degraded_threshold,
             trigger=self.trigger,
             scorers=self.scorers,
+            endpoint_url=mask_url_credentials(self.endpoint.url),
         )
 
 

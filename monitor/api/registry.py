@@ -9,16 +9,9 @@ from fastapi import APIRouter
 
 from monitor.api.deps import Daemon, Store, masked, problems
 from monitor.core.model import Run
+from monitor.log import mask_url_credentials
 
 router = APIRouter(prefix="/api/v1")
-
-
-def _masked_url(url: str) -> str:
-    # credentials in a URL (user:pass@host) never leave the process
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
 
 
 def run_summary(run: Run) -> dict[str, Any]:
@@ -55,7 +48,7 @@ async def endpoints(daemon: Daemon) -> dict[str, Any]:
             {
                 "name": e.name,
                 "type": e.type,
-                "url": masked(daemon, _masked_url(e.url)),
+                "url": masked(daemon, mask_url_credentials(e.url)),
                 "model": e.model,
                 "concurrency": e.concurrency,
                 "rate_limit_per_s": e.rate_limit,

@@ -74,6 +74,9 @@ async def run_items(
             keys = flips["keys"]
             items = [i for i in items if i.item_key in keys]
         page = items[offset : offset + limit]
+        stored = db.benchmark_items(
+            found.benchmark, found.benchmark_version, [i.item_key for i in page]
+        )
         return {
             "run_id": run_id,
             "total": len(items),
@@ -83,6 +86,9 @@ async def run_items(
             "items": [
                 {
                     "item_key": i.item_key,
+                    "input": None if i.item_key not in stored else dict(stored[i.item_key].fields),
+                    "reference": None if i.item_key not in stored else stored[i.item_key].reference,
+                    "split": None if i.item_key not in stored else stored[i.item_key].split,
                     "output": i.output,
                     "scores": dict(i.scores),
                     "latency_s": i.latency_s,

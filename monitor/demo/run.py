@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from monitor.api.server import bind_listener
 from monitor.app import build_daemon, validate
 from monitor.config import load_settings
 from monitor.demo.data import PROMPT, write_items
@@ -115,6 +117,8 @@ async def run_demo(
     out: TextIO = sys.stdout,
 ) -> int:
     """Run the demo until `runs` runs have finished (None: until Ctrl-C)."""
+    host, _, port = listen.rpartition(":")
+    bind_listener(host, int(port)).close()  # a busy port: one clear error before anything starts
     model = demo_model()
     sim, sim_port = await start_simulator(model)
     config = write_demo_config(folder, listen=listen, sim_port=sim_port, interval=interval)
@@ -129,6 +133,9 @@ async def run_demo(
         settings,
         load=lambda path: load_settings(path, environ={"MONITOR_DEMO_TOKEN": token}),
     )
+    # runs of an earlier demo in the same folder are history, not news
+    earlier = await asyncio.to_thread(daemon.store.list_runs, limit=1)
+    floor = earlier[0].id if earlier else 0
     serving = asyncio.create_task(daemon.serve())
     base = f"http://{listen}"
     print(
@@ -150,7 +157,8 @@ async def run_demo(
             store = daemon.store
             found = await asyncio.to_thread(store.list_runs, limit=20)
             fresh = sorted(
-                (r for r in found if r.id not in shown and r.finished_at), key=lambda r: r.id
+                (r for r in found if r.id > floor and r.id not in shown and r.finished_at),
+                key=lambda r: r.id,
             )
             for run in fresh:
                 shown.add(run.id)
@@ -170,12 +178,30 @@ async def run_demo(
             await serving
         close()
         await sim.cleanup()
+        command = _command()
         print(
-            f"\nmonitor demo finished: {len(shown)} runs stored in {folder / 'monitor.db'}.\n"
-            f"  list them:  monitor runs --config {config}\n"
-            f"  keep going: monitor demo --forever  (then scrape {base}/metrics)",
+            f"\nmonitor demo finished: {len(shown)} runs in {folder / 'monitor.db'}.\n"
+            f"  list them:  {command} runs --config {shlex.quote(_shown_path(config))}\n"
+            f"  keep going: {command} demo --forever  (then scrape {base}/metrics)",
             file=out,
         )
+
+
+def _command() -> str:
+    """How this process was started (`.venv/bin/monitor`), so the hints paste as printed."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name == "monitor":
+        return shlex.quote(_shown_path(Path(argv0)))
+    return "monitor"
+
+
+def _shown_path(path: Path) -> str:
+    """`path` relative to the working directory when it is below it, else absolute."""
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd()))
+    except ValueError:
+        return str(resolved)
 
 
 def main_demo(folder: str, listen: str, interval: float, runs: int | None) -> int:

@@ -4,7 +4,9 @@ Each known request has a probability of being answered correctly, drawn once fro
 the item's hash: most items are stable (right or wrong every time), some are flaky,
 like a real LLM. After `regress_after` requests a fixed set of stable items starts
 failing: the quiet kind of regression a provider's silent model update causes.
-Unknown prompts get an echo, which makes the server usable as a latency-only stub.
+Requests it has not memorised are classified by keywords (the quick start's items); after
+`regress_after` requests, a fixed `regress_fraction` of those get a wrong label too.
+Other prompts get an echo, which makes the server usable as a latency-only stub.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class SimulatedModel:
         self._rng = random.Random(self.seed)
         stable = []
         for text in self.items:
-            u = int(hashlib.sha256(f"{self.seed}:{text}".encode()).hexdigest()[:8], 16) / 2**32
+            u = _unit(f"{self.seed}:{text}")
             if u < 0.75:
                 p = 0.998
                 stable.append(text)
@@ -64,13 +66,23 @@ class SimulatedModel:
         text = prompt.rsplit("Request: ", 1)[-1].strip()
         label = self.items.get(text)
         if label is None:
-            return _keyword_label(text) if "Request: " in prompt else prompt[:200]
+            if "Request: " not in prompt:
+                return prompt[:200]
+            guess = _keyword_label(text)
+            if self.regressed and _unit(f"{self.seed}:regress:{text}") < self.regress_fraction:
+                return next(x for x in _LABELS if x != guess)  # deterministic: a stable break
+            return guess
         p = self._p_correct[text]
         if self.regressed and text in self._regressed:
             p = 0.05
         if self._rng.random() < p:
             return label
         return self._rng.choice([x for x in _LABELS if x != label])
+
+
+def _unit(key: str) -> float:
+    """A number in [0, 1) fixed by `key`."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 2**32
 
 
 _KEYWORDS = (
@@ -89,11 +101,18 @@ def _keyword_label(text: str) -> str:
 
 
 def demo_model(
-    regress_after: int = 0, items: Iterable[Mapping[str, str]] | None = None
+    regress_after: int = 0,
+    items: Iterable[Mapping[str, str]] | None = None,
+    *,
+    regress_fraction: float = 0.05,
 ) -> SimulatedModel:
     """The model that answers the generated demo benchmark."""
     rows = generate_items() if items is None else items
-    return SimulatedModel({r["text"]: r["label"] for r in rows}, regress_after=regress_after)
+    return SimulatedModel(
+        {r["text"]: r["label"] for r in rows},
+        regress_after=regress_after,
+        regress_fraction=regress_fraction,
+    )
 
 
 def build_app(model: SimulatedModel, *, latency: float = 0.0) -> web.Application:
@@ -156,10 +175,15 @@ async def start_simulator(
 
 
 async def serve_forever(
-    host: str, port: int, *, regress_after: int = 0, latency: float = 0.0
+    host: str,
+    port: int,
+    *,
+    regress_after: int = 0,
+    regress_fraction: float = 0.05,
+    latency: float = 0.0,
 ) -> None:
     """Serve the demo model until cancelled (Ctrl-C)."""
-    model = demo_model(regress_after)
+    model = demo_model(regress_after, regress_fraction=regress_fraction)
     runner, bound = await start_simulator(model, host, port, latency=latency)
     print(  # noqa: T201 - the command's one line of output
         f"simulated OpenAI-compatible model on http://{host}:{bound}/v1 (model {MODEL_ID})",

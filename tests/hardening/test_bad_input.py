@@ -146,7 +146,7 @@ class TestCorpus:
         """The control config that every case breaks once passes check-config."""
         result = run_monitor("check-config", "_good.yaml", cwd=CORPUS)
         assert result.returncode == 0, result.stderr
-        assert "ok (1 endpoints, 1 benchmarks with 3 items, 1 monitors)" in result.stdout
+        assert "ok (1 endpoint, 1 benchmark with 3 items, 1 monitor)" in result.stdout
 
 
 class TestCheckConfig:
