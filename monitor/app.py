@@ -32,6 +32,7 @@ from monitor.storage import SqlStore, open_store
 
 if TYPE_CHECKING:  # the service's modules (FastAPI, APScheduler, ...) load in build_daemon
     from monitor.daemon import Daemon
+    from monitor.leadership import Leadership
     from monitor.notify import Notifier
 
 # `monitor run` must start fast (docs/performance.md, "Start-up"): the daemon's adapters
@@ -130,19 +131,21 @@ def build_daemon(
     On SQLite the lock file makes this process the only one, so it leads; on
     PostgreSQL it campaigns for the advisory lock (`monitor.leadership`), or for
     `leader_lock` when one is given, with `leader_timing` = (grace, check interval).
+    Losing the lock pauses the daemon (`Daemon.on_leadership_lost`), or exits the
+    process with `server.on_leadership_lost: exit`; `on_lost_leadership` replaces both.
+    The PostgreSQL lock's fencing token is handed to the store at every acquisition,
+    so runs started under one leadership cannot finish under the next.
     """
     # the service's adapters load only here (see the note above)
     from prometheus_client import disable_created_metrics  # noqa: PLC0415
 
     from monitor.daemon import Daemon  # noqa: PLC0415
     from monitor.housekeeping import RecordAndPrune  # noqa: PLC0415
-    from monitor.leadership import Leadership, exit_process  # noqa: PLC0415
     from monitor.metrics import Metrics  # noqa: PLC0415
     from monitor.notify import AlertService, Notifier  # noqa: PLC0415
     from monitor.scheduling import Scheduler  # noqa: PLC0415
     from monitor.storage.alerts import SqlAlertStore  # noqa: PLC0415
     from monitor.storage.engine import create_engine  # noqa: PLC0415
-    from monitor.storage.leader import PostgresLeaderLock  # noqa: PLC0415
     from monitor.storage.lockfile import SqliteLock  # noqa: PLC0415
 
     disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -178,22 +181,8 @@ def build_daemon(
     )
     leadership = None
     if leader_lock is not None or not url.startswith("sqlite"):
-        lock = leader_lock or PostgresLeaderLock(url)
-        grace, check_every = leader_timing
-
-        async def acquired() -> None:
-            await holder[0].on_leadership_acquired()
-
-        def check() -> None:
-            holder[0].on_leadership_check()
-
-        leadership = Leadership(
-            lock,
-            on_acquired=acquired,
-            on_lost=on_lost_leadership or exit_process,
-            on_check=check,
-            grace=grace,
-            check_every=check_every,
+        leadership = _leadership(
+            holder, store, settings, leader_lock, leader_timing, on_lost_leadership
         )
     daemon = Daemon(
         config_path=Path(config_path),
@@ -213,6 +202,48 @@ def build_daemon(
     )
     holder.append(daemon)
     return daemon, close
+
+
+def _leadership(  # noqa: PLR0917 - private step of build_daemon
+    holder: list[Daemon],
+    store: SqlStore,
+    settings: Settings,
+    leader_lock: LeaderLock | None,
+    timing: tuple[float, float],
+    on_lost_leadership: Callable[[], None] | None,
+) -> Leadership:
+    """The campaign loop wired to the daemon in `holder` and to the store's fence."""
+    from monitor.leadership import Leadership, exit_process  # noqa: PLC0415
+    from monitor.storage.leader import PostgresLeaderLock  # noqa: PLC0415
+
+    grace, check_every = timing
+    pg_lock: PostgresLeaderLock | None = None
+    lock: LeaderLock
+    if leader_lock is None:
+        lock = pg_lock = PostgresLeaderLock(settings.storage.url)
+    else:
+        lock = leader_lock
+
+    async def acquired() -> None:
+        store.fence_with(None if pg_lock is None else pg_lock.fence())
+        await holder[0].on_leadership_acquired()
+
+    async def lost() -> None:
+        store.fence_with(None)
+        await holder[0].on_leadership_lost()
+
+    def check() -> None:
+        holder[0].on_leadership_check()
+
+    stay = settings.server.on_leadership_lost == "stay"
+    return Leadership(
+        lock,
+        on_acquired=acquired,
+        on_lost=on_lost_leadership or (lost if stay else exit_process),
+        on_check=check,
+        grace=grace,
+        check_every=check_every,
+    )
 
 
 def run_daemon(config_path: str) -> int:

@@ -132,6 +132,9 @@ class ServerSettings(_Model):
     api_token: str | None = None
     shutdown_grace: Duration = 30.0
     dashboard_url: str | None = None
+    # replicas on PostgreSQL: stay up and campaign again, or exit for a supervisor to
+    # restart (docs/operations.md, "Leadership and fencing")
+    on_leadership_lost: Literal["stay", "exit"] = "stay"
 
     @field_validator("listen")
     @classmethod

@@ -6,6 +6,13 @@ scheduler (paused on a replica that does not lead), serves the API, reloads on S
 and on SIGTERM stops firing, lets in-flight runs finish within the grace period,
 aborts the rest and returns 0.
 
+On PostgreSQL, `Leadership` calls `on_leadership_acquired` and `on_leadership_lost`.
+Losing the lock (a database restart, a cut session) does not end the process: the
+schedule pauses and the runs in flight are cancelled; when this replica leads again,
+runs left `running` are aborted with reason `leadership_lost`, each scheduled run cut
+short that way is re-run once (trigger `rerun`), and the schedule resumes
+(docs/operations.md, "Leadership and fencing").
+
 Execution sits behind `submit(RunSpec)`, the scheduler hook: it never runs two runs of
 one (monitor, endpoint) at once; a run requested while one is in flight is coalesced
 into a single follow-up run that starts when the first ends.
@@ -20,7 +27,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +45,16 @@ from monitor.ports import AlertStore, Clock
 from monitor.scheduling import RunSpec, Scheduler, schedule_interval
 from monitor.service import RunService
 from monitor.storage import SqlStore
+from monitor.storage.repository import LEADERSHIP_LOST
 
-__all__ = ["Daemon"]
+__all__ = ["RERUN_WITHIN_S", "Daemon"]
 
 log = get_logger("daemon")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+# A scheduled run cut short by a lost leadership is re-run if it started this recently:
+# the scheduler's misfire grace (monitor/scheduling.py), the same catch-up rule.
+RERUN_WITHIN_S = 3600.0
 
 
 @dataclass
@@ -95,6 +107,10 @@ class Daemon:
         self._target_list: list[MonitorTarget] = []
         self._metrics_dirty = False
         self._metrics_refreshing = False
+        # runs cancelled because leadership was lost: their tasks still write `aborted`,
+        # and their ids are aborted (not kept) when this replica leads again
+        self._cut_tasks: set[asyncio.Task[None]] = set()
+        self._cut_run_ids: set[int] = set()
 
     @property
     def leader(self) -> bool:
@@ -144,11 +160,57 @@ class Daemon:
         return tasks
 
     async def on_leadership_acquired(self) -> None:
-        """Called by `Leadership` once this replica leads: take over the schedule."""
-        await self._abort_orphans()
+        """Called by `Leadership` once this replica leads: take over the schedule.
+
+        Runs left `running` by an earlier leadership (this process's own cut short, or a
+        dead or cut-off leader's) are aborted with reason `leadership_lost`; each
+        scheduled run aborted that way, if it is its pair's latest run and started
+        within `RERUN_WITHIN_S`, is re-run once; then the schedule resumes, and fire
+        times missed meanwhile follow the scheduler's catch-up rule (coalesced into one).
+        A database error here propagates: `Leadership` gives the lock up and retries.
+        """
+        now = self._clock()
+        cut = sorted(self._cut_run_ids)
+        await asyncio.to_thread(self.store.abort_runs, cut, now, reason=LEADERSHIP_LOST)
+        self._cut_run_ids.clear()
+        keep = sorted(self.service.active)
+        orphans = await asyncio.to_thread(
+            self.store.abort_running, now, reason=LEADERSHIP_LOST, keep=keep
+        )
+        if orphans:
+            log.warning("orphaned_runs_aborted", count=orphans, reason=LEADERSHIP_LOST)
+        since = now - timedelta(seconds=RERUN_WITHIN_S)
+        cut_short = await asyncio.to_thread(self.store.cut_short_runs, since)
+        scheduled = {
+            (m.name, ep) for m in self.settings.monitors if m.schedule for ep in m.endpoints
+        }
+        for run in cut_short:
+            if (run.monitor, run.endpoint) in scheduled:
+                log.info("run_rerun", monitor=run.monitor, endpoint=run.endpoint, cut_run=run.id)
+                await self.submit(RunSpec(run.monitor, run.endpoint, "rerun"))
         self.metrics.leader.set(1)
         if self._scheduler is not None:
             self._scheduler.resume()
+
+    async def on_leadership_lost(self) -> None:
+        """Called by `Leadership` when the lock is gone: stop starting runs and cancel
+        the ones in flight. The process stays up and campaigns again; the cancelled runs
+        record `aborted` themselves once the database answers (the store's fence makes
+        any final write of theirs `aborted`, reason `leadership_lost`)."""
+        log.warning("leadership_lost", action="pausing the schedule, cancelling runs")
+        self.metrics.leader.set(0)
+        if self._scheduler is not None:
+            self._scheduler.pause()
+        self._cut_run_ids |= self.service.active
+        for pair in self._pairs.values():
+            pair.queued = None
+            task, pair.task = pair.task, None
+            if task is not None and not task.done():
+                task.cancel()
+                self._cut_tasks.add(task)
+                task.add_done_callback(self._cut_tasks.discard)
+        if self._cut_run_ids:
+            log.warning("runs_cancelled", runs=sorted(self._cut_run_ids), reason=LEADERSHIP_LOST)
 
     def on_leadership_check(self) -> None:
         """Called by `Leadership` every few checks: see schedules edited elsewhere."""
@@ -185,8 +247,8 @@ class Daemon:
                 await server_task
 
     async def _abort_orphans(self) -> None:
-        """Runs left `running` by a dead process (this one before a crash, or a dead
-        leader) are marked aborted; runs executing here are kept."""
+        """Runs left `running` by a dead process (this one before a crash) are marked
+        aborted; runs executing here are kept (SQLite: the only process)."""
         keep = sorted(self.service.active)
         orphans = await asyncio.to_thread(self.store.abort_running, self._clock(), keep=keep)
         if orphans:
@@ -207,6 +269,7 @@ class Daemon:
         if self._scheduler is not None:
             self._scheduler.pause()
         tasks = [p.task for p in self._pairs.values() if p.task is not None and not p.task.done()]
+        tasks += [t for t in self._cut_tasks if not t.done()]
         for p in self._pairs.values():
             p.queued = None
         if not tasks:
@@ -223,7 +286,7 @@ class Daemon:
 
     async def submit(self, spec: RunSpec) -> str:
         """Start a run now, or queue one follow-up if this pair is busy. Returns which."""
-        if not self._accepting:
+        if not self._accepting or (spec.trigger == "schedule" and not self.leader):
             return "rejected"
         key = (spec.monitor, spec.endpoint)
         pair = self._pairs.setdefault(key, _Pair())

@@ -49,6 +49,7 @@ from monitor.errors import StorageError
 from monitor.storage import tables as t
 from monitor.storage.access import EngineAccess, describe_error
 from monitor.storage.engine import create_engine, dump_json, mask_url
+from monitor.storage.fence import HOLDER_SQL, LeaderFence
 from monitor.storage.migrations import upgrade
 
 if TYPE_CHECKING:
@@ -74,6 +75,11 @@ _SEVERITY_RANK = {kind: rank for rank, kind in enumerate(VERDICT_SEVERITY)}
 
 # Runs judged like this never become part of a rolling baseline.
 BASELINE_EXCLUDED: tuple[VerdictKind, ...] = (VerdictKind.REGRESSED, VerdictKind.DEGRADED)
+
+# `run.status_reason` of a run whose leadership ended while it ran (docs/operations.md)
+LEADERSHIP_LOST = "leadership_lost"
+# Triggers of the runs a new leader re-runs once when they were cut short.
+RERUN_TRIGGERS = ("schedule", "rerun")
 
 # Largest number of ids bound into one IN (...) list; bigger requests are split.
 _IN_CHUNK = 500
@@ -273,6 +279,17 @@ def _verdict_from(row: RowMapping) -> Verdict:
     )
 
 
+def _holds(conn: sa.Connection, fence: LeaderFence) -> bool:
+    """Whether the session of `fence` holds its advisory lock now (PostgreSQL)."""
+    # The check and the commit are milliseconds apart, and a new leader waits its grace
+    # period (2 s) after taking the lock before it acts (monitor/leadership.py), so a
+    # final write that passed the check commits before the new leadership begins.
+    held = conn.exec_driver_sql(
+        HOLDER_SQL, {"key": fence.key, "pid": fence.pid, "start": fence.backend_start}
+    ).scalar_one()
+    return bool(held)
+
+
 def worst_verdict(verdicts: Iterable[Verdict]) -> VerdictKind | None:
     """The most severe verdict kind of `verdicts` per `VERDICT_SEVERITY`, None if empty."""
     kinds = [verdict.verdict for verdict in verdicts]
@@ -301,6 +318,15 @@ class SqlStore(EngineAccess):
         """Wrap `engine`; prefer `open_store`, which also migrates the schema."""
         super().__init__(engine)
         self.url = mask_url(engine.url)
+        # Fencing (docs/operations.md, "Leadership and fencing"): the leadership a run
+        # starts under is remembered with it, and its final write commits only while
+        # that leadership's lock session still holds the lock.
+        self._fence: LeaderFence | None = None
+        self._run_fences: dict[int, LeaderFence] = {}
+
+    def fence_with(self, fence: LeaderFence | None) -> None:
+        """Start the runs that follow under `fence` (a leadership), or under none."""
+        self._fence = fence
 
     def __repr__(self) -> str:
         """Show the backend URL with the password masked."""
@@ -424,8 +450,11 @@ class SqlStore(EngineAccess):
             "n_items": 0,
             "n_errors": 0,
         }
+        fence = self._fence
         with self._write(f"start a run of {monitor!r}") as conn:
             row = conn.execute(sa.insert(t.run).values(**values).returning(t.run)).mappings().one()
+        if fence is not None:
+            self._run_fences[row["id"]] = fence
         return _run_from(row)
 
     def add_item_results(self, run_id: int, results: Sequence[ItemResult]) -> None:
@@ -450,11 +479,37 @@ class SqlStore(EngineAccess):
         model_id: str | None,
         scores: Sequence[ScoreSummary],
     ) -> Run:
-        """Set a run's final status and counts and replace its run-level scores."""
+        """Set a run's final status and counts and replace its run-level scores.
+
+        A run started under a leadership (`fence_with`) is fenced: unless the session
+        that held the lock then holds it still, in this very transaction, the run is
+        only marked `aborted` with reason `leadership_lost` (if it is still `running`)
+        and the stored run is returned. So an old leader never records a final state
+        after a new leadership began, whatever it was paused or cut off in.
+        """
         status = RunStatus(status)
         if status is RunStatus.RUNNING:
             raise ValueError("finish_run needs a final status, not 'running'")
+        fence = self._run_fences.get(run_id)
         with self._write(f"finish run {run_id}") as conn:
+            if fence is not None and not _holds(conn, fence):
+                conn.execute(
+                    sa.update(t.run)
+                    .where(t.run.c.id == run_id, t.run.c.status == RunStatus.RUNNING.value)
+                    .values(
+                        status=RunStatus.ABORTED.value,
+                        finished_at=finished_at,
+                        n_items=n_items,
+                        n_errors=n_errors,
+                        model_id=model_id,
+                        status_reason=LEADERSHIP_LOST,
+                    )
+                )
+                row = conn.execute(sa.select(t.run).where(t.run.c.id == run_id)).mappings().first()
+                if row is None:
+                    raise StorageError(f"could not finish run {run_id}: no such run")
+                self._run_fences.pop(run_id, None)
+                return _run_from(row)
             updated = conn.execute(
                 sa.update(t.run)
                 .where(t.run.c.id == run_id)
@@ -472,6 +527,7 @@ class SqlStore(EngineAccess):
             if scores:
                 conn.execute(sa.insert(t.run_score), [_score_row(run_id, s) for s in scores])
             row = conn.execute(sa.select(t.run).where(t.run.c.id == run_id)).mappings().one()
+        self._run_fences.pop(run_id, None)
         return _run_from(row)
 
     def save_verdicts(self, run_id: int, verdicts: Sequence[Verdict]) -> None:
@@ -511,6 +567,54 @@ class SqlStore(EngineAccess):
                 )
             )
         return int(result.rowcount)
+
+    def abort_runs(self, run_ids: Sequence[int], now: datetime, *, reason: str) -> int:
+        """Mark these runs `aborted` with `reason`: those still `running`, and those
+        already `aborted` without a reason (by their own runner). Returns how many."""
+        ids = _unique(run_ids)
+        if not ids:
+            return 0
+        changed = 0
+        with self._write("abort runs") as conn:
+            for chunk in _chunks(ids):
+                changed += conn.execute(
+                    sa.update(t.run)
+                    .where(t.run.c.id.in_(chunk), t.run.c.status == RunStatus.RUNNING.value)
+                    .values(
+                        status=RunStatus.ABORTED.value,
+                        finished_at=now,
+                        status_reason=_clean_text(reason),
+                    )
+                ).rowcount
+                changed += conn.execute(
+                    sa.update(t.run)
+                    .where(
+                        t.run.c.id.in_(chunk),
+                        t.run.c.status == RunStatus.ABORTED.value,
+                        t.run.c.status_reason.is_(None),
+                    )
+                    .values(status_reason=_clean_text(reason))
+                ).rowcount
+        return changed
+
+    def cut_short_runs(self, since: datetime) -> list[Run]:
+        """The scheduled runs aborted for `leadership_lost` (and started after `since`)
+        that are the latest run of their (monitor, endpoint): the ones to re-run once."""
+        latest = sa.select(sa.func.max(t.run.c.id)).group_by(t.run.c.monitor, t.run.c.endpoint)
+        query = (
+            sa.select(t.run)
+            .where(
+                t.run.c.id.in_(latest.scalar_subquery()),
+                t.run.c.status == RunStatus.ABORTED.value,
+                t.run.c.status_reason == LEADERSHIP_LOST,
+                t.run.c.trigger.in_(RERUN_TRIGGERS),
+                t.run.c.started_at >= since,
+            )
+            .order_by(t.run.c.id)
+        )
+        with self._read("read runs cut short") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_run_from(row) for row in rows]
 
     def get_run(self, run_id: int) -> Run | None:
         """The run with id `run_id`, or None."""

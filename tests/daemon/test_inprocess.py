@@ -10,7 +10,10 @@ The subprocess tests in tests/daemon/test_serve.py prove the real process does t
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -50,7 +53,7 @@ MONITOR = """\
     endpoints: [ep]
     drift: {{baseline: "rolling:3", alpha: 0.01, min_effect: 0.01}}
     alert: [hook]
-"""
+{schedule}"""
 
 
 class Harness:
@@ -65,11 +68,13 @@ class Harness:
         self.model = ScriptedEndpoint(ALWAYS_WRONG, name="ep", default="yes")
         self.clock = ManualClock()
 
-    def write(self, *monitors: str, broken: bool = False) -> None:
+    def write(self, *monitors: str, broken: bool = False, scheduled: bool = False) -> None:
+        # an hourly schedule never fires during a test; it makes the runs "scheduled"
+        schedule = "    schedule: {every: 3600s}\n" if scheduled else ""
         text = CONFIG.format(
             db=self.folder / "monitor.db",
             hook=self.hook,
-            monitors="".join(MONITOR.format(name=m) for m in monitors),
+            monitors="".join(MONITOR.format(name=m, schedule=schedule) for m in monitors),
         )
         self.config.write_text(text + ("monitors: [unclosed\n" if broken else ""))
 
@@ -229,3 +234,93 @@ class TestLeadership:
         finally:
             close()
         assert lock.released == 1
+
+
+def run_rows(harness: Harness) -> list[tuple[str, str | None, str]]:
+    """(status, status_reason, trigger) of every run, oldest first, read with sqlite3."""
+    with sqlite3.connect(harness.folder / "monitor.db") as conn:
+        rows = conn.execute("SELECT status, status_reason, trigger FROM run ORDER BY id")
+        return [(str(a), b, str(c)) for a, b, c in rows]
+
+
+async def until_for(condition: Callable[[], bool], seconds: float) -> None:
+    """Poll `condition` until it holds; fail after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 - the conditions are plain attributes
+            await asyncio.sleep(0.02)
+
+
+class TestLeadershipLoss:
+    async def test_lost_lock_cancels_the_run_and_the_next_term_reruns_it_once(
+        self, harness: Harness
+    ) -> None:
+        """The daemon stays up, aborts its run for leadership_lost, and re-runs it once."""
+        harness.write("m", scheduled=True)
+        harness.model.delay = 0.02  # 200 items: a run of about a second
+        lock = ScriptedLock()
+        built, close = harness.build(leader_lock=lock, leader_timing=(0.05, 0.02))
+        try:
+            async with built.running():
+                await until(lambda: built.leader)
+                await fire("monitor", "m", "ep")
+                await until(lambda: bool(built.running_pairs()))
+                await until(lambda: run_rows(harness) == [("running", None, "schedule")])
+                lock.free, lock.held = False, False  # the database dropped the session
+                await until(lambda: not built.leader)
+                assert sample(built, "monitor_leader") == 0
+                await until(lambda: not built.running_pairs())
+                assert await built.submit(RunSpec("m", "ep", "schedule")) == "rejected"
+                lock.free = True  # the database answers again
+                await until(lambda: built.leader)
+                await until(lambda: len(run_rows(harness)) == 2)
+                await built.wait_idle()
+                await asyncio.sleep(0.3)  # several more campaign steps: no second re-run
+                assert run_rows(harness) == [
+                    ("aborted", "leadership_lost", "schedule"),
+                    ("succeeded", None, "rerun"),
+                ]
+                assert sample(built, "monitor_leader") == 1
+        finally:
+            close()
+
+    async def test_a_run_that_finished_before_the_loss_is_not_rerun(self, harness: Harness) -> None:
+        """Only runs cut short are re-run: a new term after a finished run adds nothing."""
+        harness.write("m", scheduled=True)
+        lock = ScriptedLock()
+        built, close = harness.build(leader_lock=lock, leader_timing=(0.05, 0.02))
+        try:
+            async with built.running():
+                await until(lambda: built.leader)
+                await fire_and_wait(built)
+                lock.held = False
+                await until(lambda: not built.leader)
+                await until(lambda: built.leader)
+                await asyncio.sleep(0.2)
+                assert run_rows(harness) == [("succeeded", None, "schedule")]
+        finally:
+            close()
+
+    async def test_campaign_backs_off_while_the_database_is_away(self, harness: Harness) -> None:
+        """Failed attempts space out (doubling, capped at 4 checks) and a win resets them."""
+        lock = ScriptedLock(free=False)
+        attempts: list[float] = []
+        real_try = lock.try_acquire
+
+        def counting_try() -> bool:
+            attempts.append(time.monotonic())  # called in a worker thread
+            return real_try()
+
+        lock.try_acquire = counting_try  # type: ignore[method-assign]
+        built, close = harness.build(leader_lock=lock, leader_timing=(0.05, 0.05))
+        try:
+            async with built.running():
+                await until_for(lambda: len(attempts) >= 6, 3.0)
+                gaps = [b - a for a, b in itertools.pairwise(attempts)]
+                # jittered in [0.75, 1] x 0.05, 0.1, 0.2 then the 0.2 cap
+                assert gaps[0] < 0.09
+                assert max(gaps) < 0.3
+                assert gaps[-1] > 0.13
+                lock.free = True
+                await until(lambda: built.leader)
+        finally:
+            close()
