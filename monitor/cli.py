@@ -260,12 +260,17 @@ def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="monitor run")
-    for col in ("run", "monitor", "endpoint", "status", "scorer"):
-        table.add_column(col)
+    monitors = sorted({o.run.monitor for o in outcomes})
+    table = Table(title=f"monitor run: {', '.join(monitors)}", show_edge=False)
+    for col in ("run", "endpoint", "status"):
+        table.add_column(col, no_wrap=True)
+    # a split scorer's name is only right whole (`exact_match[public]`): never cut it
+    widest = max((len(s.scorer) for o in outcomes for s in o.scores), default=6)
+    table.add_column("scorer", no_wrap=True, min_width=widest)
     table.add_column("score [95% CI]", no_wrap=True)
-    table.add_column("verdict")
-    for col in ("items", "errors", "duration"):
+    table.add_column("verdict", overflow="fold", min_width=20)
+    # endpoint errors are counted, with their kinds, in the line under the table
+    for col in ("items", "duration"):
         table.add_column(col, justify="right")
     for o in outcomes:
         verdicts = {v.scorer: v for v in o.verdicts}
@@ -273,14 +278,12 @@ def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
         if not rows:
             table.add_row(
                 str(o.run.id),
-                o.run.monitor,
                 o.run.endpoint,
                 o.run.status.value,
                 "-",
                 "-",
                 "-",
                 str(o.run.n_items),
-                str(o.run.n_errors),
                 f"{o.duration_s:.2f}s",
             )
         for s in rows:
@@ -288,16 +291,16 @@ def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
             verdict = "-" if v is None else v.verdict.value
             if v is not None and v.effect is not None and v.effect == v.effect:
                 verdict += f" ({v.effect:+.3f}, {_fmt_p(v.p_adjusted)})"
+            elif v is not None and v.verdict.value in ("insufficient_data", "no_baseline"):
+                verdict += f": {_reason(v.detail)}"
             table.add_row(
                 str(o.run.id),
-                o.run.monitor,
                 o.run.endpoint,
                 o.run.status.value,
                 escape(s.scorer),  # `exact_match[public]` is a name, not rich markup
                 f"{_fmt(s.value)} [{_fmt(s.ci_lower)}, {_fmt(s.ci_upper)}]",
                 escape(verdict),
                 str(s.n),  # a split scorer covers only its split's items
-                str(o.run.n_errors),
                 f"{o.duration_s:.2f}s",
             )
     console = Console(width=160 if not sys.stdout.isatty() else None)
@@ -324,6 +327,13 @@ def _failure_line(o: RunOutcome) -> str:
             "degraded_threshold allows, so it was not judged)"
         )
     return redactor.mask(line)
+
+
+def _reason(detail: str, width: int = 70) -> str:
+    """Why a run could not be judged, from its verdict's detail, shortened for a table."""
+    text = detail.removeprefix("insufficient data; ").removeprefix("insufficient data: ")
+    text = text.split("; ")[0] or "-"
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _fmt_p(p: float | None) -> str:

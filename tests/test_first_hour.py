@@ -7,6 +7,8 @@ import io
 import json
 import math
 import os
+import pty
+import re
 import socket
 import subprocess
 import sys
@@ -320,3 +322,45 @@ def _same(a: ItemResult, b: ItemResult) -> bool:
         and a.usage == b.usage
         and a.attempts == b.attempts
     )
+
+
+class TestTerminal:
+    def test_progress_bar_is_not_interleaved_with_log_lines(self, tmp_path: Path) -> None:
+        """On a terminal, `monitor run` shows the bar and table with no log line between."""
+        sim = Simulator()
+        try:
+            cfg = tmp_path / "t.yaml"
+            cfg.write_text(
+                SPLIT_CONFIG.format(
+                    db=tmp_path / "m.db", url=sim.url, data=EXAMPLES / "support_intents.jsonl"
+                )
+            )
+            leader, follower = pty.openpty()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor", "run", "gate", "--config", str(cfg)],
+                stdin=follower,
+                stdout=follower,
+                stderr=follower,
+                env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+            )
+            os.close(follower)
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            assert proc.wait(60) == 0
+            os.close(leader)
+        finally:
+            sim.stop()
+        screen = b"".join(chunks).decode("utf-8", "replace")
+        text = " ".join(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|[│┃|]", " ", screen).split())
+        assert "monitor run" in text  # the table's title
+        assert "run_started" not in text
+        assert "run_finished" not in text
+        assert "no_baseline:" in text  # the verdict says why it is not judged
+        assert "exact_match[public]" in text  # never cut to fit
