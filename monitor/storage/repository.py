@@ -984,7 +984,7 @@ class SqlStore(EngineAccess):
         found: dict[tuple[str, str], list[tuple[int, ScoreSummary]]] = {}
         with self._read("read the recent scores") as conn:
             for monitor, endpoint in sorted(set(pairs)):
-                rows = conn.execute(query, {"monitor": monitor, "endpoint": endpoint})
+                rows = conn.execute(query, {"monitor": monitor, "endpoint": endpoint}).all()
                 found[monitor, endpoint] = [
                     (
                         run_id,
