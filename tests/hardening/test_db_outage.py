@@ -152,3 +152,27 @@ class TestLeaderSurvives:
         report = Report(f"leader of 10 s, {outage.__name__}", 1)
         report.finish(pg_database, [fault], c.replicas)
         assert report.back_s[0] <= 10.0, (report, why)
+
+
+class TestExitSetting:
+    def test_exit_setting_leaves_with_code_75(
+        self, tmp_path: Path, pg_database: str, daemons: list[Daemon]
+    ) -> None:
+        """With `server.on_leadership_lost: exit` a leader cut off exits 75, as it used to."""
+        sim = Simulator()
+        try:
+            port = free_port()
+            config = write_config(tmp_path, sim.url, port=port, every=3600)
+            text = config.read_text().replace(f"sqlite:///{tmp_path / 'monitor.db'}", pg_database)
+            config.write_text(
+                text.replace("shutdown_grace:", "on_leadership_lost: exit, shutdown_grace:")
+            )
+            d = Daemon(config, port)
+            daemons.append(d)
+            d.wait_ready()
+            d.wait_for(lambda: d.request("GET", "/readyz")[1].get("leader"), what="leadership")
+            cut_off_database(pg_database.rsplit("/", 1)[1])
+            assert d.wait_exit(30) == 75
+            assert "exiting so no job runs twice" in d.log_text()
+        finally:
+            sim.stop()

@@ -55,8 +55,9 @@ def reason(url: str, run_id: int) -> str | None:
 
 
 def terminate(pid: int) -> None:
+    """End the session `pid` and wait until it is gone (pg_terminate_backend only signals)."""
     with psycopg.connect(PG, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
 
 
 class TestFence:
