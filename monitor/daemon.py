@@ -63,6 +63,7 @@ class _Pair:
 
     task: asyncio.Task[None] | None = None
     queued: str | None = None  # trigger of a coalesced follow-up run
+    last_scheduled: datetime | None = None  # when the last scheduled run was accepted
 
 
 class Daemon:
@@ -290,12 +291,40 @@ class Daemon:
             return "rejected"
         key = (spec.monitor, spec.endpoint)
         pair = self._pairs.setdefault(key, _Pair())
+        if spec.trigger == "schedule" and self._too_soon(spec, pair):
+            return "skipped"
         if pair.task is not None and not pair.task.done():
             pair.queued = spec.trigger
             log.info("run_coalesced", monitor=spec.monitor, endpoint=spec.endpoint)
             return "queued"
         pair.task = asyncio.create_task(self._execute(spec, pair))
         return "started"
+
+    def _too_soon(self, spec: RunSpec, pair: _Pair) -> bool:
+        """A fire time less than half an interval after the last scheduled run is dropped.
+
+        After downtime the scheduler runs a missed fire time at once (catch-up); when the
+        next regular one falls seconds later, that run would measure the same moment
+        twice. The catch-up run stands for the period, and the schedule goes on from the
+        fire time after. Manual runs are never dropped.
+        """
+        mon = next((m for m in self.settings.monitors if m.name == spec.monitor), None)
+        if mon is None or mon.schedule is None:
+            return False
+        now = self._clock()
+        gap = schedule_interval(mon.schedule, now) / 2
+        last = pair.last_scheduled
+        if last is not None and (now - last).total_seconds() < gap:
+            log.info(
+                "run_skipped_too_soon",
+                monitor=spec.monitor,
+                endpoint=spec.endpoint,
+                seconds_since_last=round((now - last).total_seconds(), 1),
+                min_gap_s=gap,
+            )
+            return True
+        pair.last_scheduled = now
+        return False
 
     async def wait_idle(self) -> None:
         """Until no run (or coalesced follow-up) is executing."""
