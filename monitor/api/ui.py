@@ -224,7 +224,11 @@ def trend_chart(rows: Sequence[TrendRun], *, width: int = 760, height: int = 240
     ]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     pad = max((hi - lo) * 0.08, 0.005)
-    lo, hi = max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad
+    # scores in [0, 1] keep their axis inside it
+    lo, hi = (
+        max(0.0, lo - pad) if lo >= 0 else lo - pad,
+        min(1.0, hi + pad) if hi <= 1 else hi + pad,
+    )
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def x_of(i: int) -> float:
@@ -252,8 +256,11 @@ def trend_chart(rows: Sequence[TrendRun], *, width: int = 760, height: int = 240
             upper.append((x, y_of(r.score.ci_upper)))
             lower.append((x, y_of(r.score.ci_lower)))
         if r.baseline_range is not None:
-            b_upper.append((x, y_of(r.baseline_range[1])))
-            b_lower.append((x, y_of(r.baseline_range[0])))
+            # at least 3 units tall, so baseline runs that all scored the same still show
+            top_y, bottom_y = y_of(r.baseline_range[1]), y_of(r.baseline_range[0])
+            middle = (top_y + bottom_y) / 2
+            b_upper.append((x, min(top_y, middle - 1.5)))
+            b_lower.append((x, max(bottom_y, middle + 1.5)))
         if i:
             prev = rows[i - 1].run
             changes = []
@@ -651,7 +658,14 @@ async def trend(monitor: PageName, endpoint: PageName, db: Store, _auth: UiAuth)
                 rng = (min(base), max(base)) if base else None
                 rows.append(TrendRun(r, s, v, rng))
             charts.append((name, trend_chart(rows)))
-        return {"runs": runs[::-1], "charts": charts, "verdicts": verdicts, "scores": scores}
+        latencies = db.run_latencies(ids)
+        return {
+            "runs": runs[::-1],
+            "charts": charts,
+            "verdicts": verdicts,
+            "scores": scores,
+            "latencies": latencies,
+        }
 
     data = await asyncio.to_thread(read)
     if not data["runs"]:

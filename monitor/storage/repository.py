@@ -1062,6 +1062,25 @@ class SqlStore(EngineAccess):
                 found.update((str(key), split) for key, split in conn.execute(chunk))
         return found
 
+    def run_latencies(self, run_ids: Sequence[int]) -> dict[int, tuple[float, float]]:
+        """Run id -> (mean, max) latency in seconds of its answered items, aggregated in
+        SQL; runs without answered items (or whose item results were pruned) are absent."""
+        res = t.item_result
+        found: dict[int, tuple[float, float]] = {}
+        with self._read("read run latencies") as conn:
+            for chunk in _chunks(_unique(run_ids)):
+                rows = conn.execute(
+                    sa.select(
+                        res.c.run_id, sa.func.avg(res.c.latency_s), sa.func.max(res.c.latency_s)
+                    )
+                    .where(res.c.run_id.in_(chunk), res.c.error_kind.is_(None))
+                    .group_by(res.c.run_id)
+                )
+                for run_id, mean, top in rows:
+                    if mean is not None:
+                        found[int(run_id)] = (float(mean), float(top))
+        return found
+
     def benchmark_splits(self, benchmark: str, version: str) -> list[str]:
         """The splits of one benchmark version, sorted (no items without one)."""
         item, bv = t.item, t.benchmark_version

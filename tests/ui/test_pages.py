@@ -80,6 +80,8 @@ class TestPages:
         assert len(by_css(browser, "circle.point.v-regressed")) == 1
         assert by_css(browser, "polygon.ci-band")
         assert by_css(browser, "polygon.baseline-band")
+        # the scripted endpoint answers in 10 ms: the runs table shows it per run
+        assert "0.010 / 0.010 s" in by_css(browser, "table.runs tbody tr")[0].text
 
     def test_run_page_lists_exactly_the_flipped_items(
         self, live: LiveDaemon, browser: Any, shot: None

@@ -81,6 +81,7 @@ class TestQueries:
         assert store.item_splits("qa", "v1", ["i1", "i2"]) == {"i1": "hard", "i2": "easy"}
         assert store.benchmark_splits("qa", "v1") == ["easy", "hard"]
         assert store.benchmark_splits("qa", "v9") == []
+        assert store.run_latencies([run.id, 999]) == {run.id: pytest.approx((0.05, 0.05))}
         store.close()
 
 
