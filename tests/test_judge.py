@@ -12,12 +12,13 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.config import Settings, parse_settings
-from monitor.core.model import Benchmark, Item, Response, RunStatus, ScorerSpec, VerdictKind
+from monitor.core.model import Benchmark, Item, RunStatus, ScorerSpec, VerdictKind
 from monitor.core.scoring import build_scorer
 from monitor.judge import StoreJudge, rebaseline
 from monitor.ports import JudgeHook
 from monitor.runner import Runner, RunRequest
 from monitor.storage import SqlStore, open_store
+from tests.fakes import ScriptedEndpoint
 
 N = 300
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -34,17 +35,14 @@ monitors: [{{name: mon, benchmark: b, endpoints: [ep], drift: {drift}}}]
     )
 
 
-class Model:
-    """Answers correctly except on the item keys listed in `wrong`."""
+def Model() -> ScriptedEndpoint:  # noqa: N802 - reads as the model under test
+    """Answers correctly ("yes") except on every tenth item (10% always wrong)."""
+    return ScriptedEndpoint({f"i{k}": "no" for k in range(0, N, 10)}, name="ep", default="yes")
 
-    name = "ep"
 
-    def __init__(self) -> None:
-        self.wrong: set[str] = {f"i{k}" for k in range(0, N, 10)}  # 10% always wrong
-
-    async def predict(self, item: Item) -> Response:
-        answer = "no" if item.key in self.wrong else "yes"
-        return Response(answer, 0.01 + 0.001 * (hash(item.key) % 7), model_id="m")
+def break_items(model: ScriptedEndpoint, keys: set[str]) -> None:
+    """From now on the model answers these items wrongly."""
+    model.answers.update(dict.fromkeys(keys, "no"))
 
 
 BENCH = Benchmark(
@@ -68,7 +66,7 @@ def judge_hook(store: SqlStore, cfg: Settings, bench: Benchmark = BENCH) -> Judg
     return functools.partial(StoreJudge(store).judge, monitor=cfg.monitor("mon"), scorers=scorers)
 
 
-async def run_once(store: SqlStore, model: Model, cfg: Settings) -> tuple[int, str]:
+async def run_once(store: SqlStore, model: ScriptedEndpoint, cfg: Settings) -> tuple[int, str]:
     outcome = await Runner(store).run(
         RunRequest(monitor="mon", benchmark=BENCH, endpoint=model, concurrency=8),
         judge=judge_hook(store, cfg),
@@ -110,7 +108,7 @@ class TestRolling:
         model, cfg = Model(), settings()
         for _ in range(3):
             await run_once(store, model, cfg)
-        model.wrong |= {f"i{k}" for k in range(1, 28, 3)}  # 8 stable items break (+ i10)
+        break_items(model, {f"i{k}" for k in range(1, 28, 3)})  # 8 stable items break (+ i10)
         first_id, first = await run_once(store, model, cfg)
         _, second = await run_once(store, model, cfg)
         assert (first, second) == ("regressed", "regressed")
@@ -126,7 +124,7 @@ class TestRolling:
         model, cfg = Model(), settings()
         for _ in range(3):
             await run_once(store, model, cfg)
-        model.wrong |= {f"i{k}" for k in range(1, 28, 3)}
+        break_items(model, {f"i{k}" for k in range(1, 28, 3)})
         a, _ = await run_once(store, model, cfg)
         b, _ = await run_once(store, model, cfg)
         rebaseline(store, monitor="mon", endpoint="ep", run_ids=[a, b], now=NOW)
@@ -150,7 +148,7 @@ class TestPinned:
         first, verdict = await run_once(store, model, cfg)
         assert verdict == "no_baseline"
         rebaseline(store, monitor="mon", endpoint="ep", run_ids=[first], now=NOW)
-        model.wrong |= {f"i{k}" for k in range(1, 60, 3)}  # 18 flips against one run: McNemar
+        break_items(model, {f"i{k}" for k in range(1, 60, 3)})  # 18 flips against one run: McNemar
         _, verdict = await run_once(store, model, cfg)
         assert verdict == VerdictKind.REGRESSED.value
 
@@ -184,7 +182,7 @@ class TestSplit:
             await go()
         assert (await go())["exact_match:split_gap"] == "ok"
         # private items get worse while public ones stay: the gap widens
-        model.wrong |= {f"i{k}" for k in range(3, N, 9)}
+        break_items(model, {f"i{k}" for k in range(3, N, 9)})
         verdicts = await go()
         assert verdicts.get("exact_match:split_gap") == "warn", verdicts
 
