@@ -227,18 +227,28 @@ class TestJsonlErrors:
 
 
 class TestJsonlPerformance:
-    """Large files load in seconds: one json.loads per line, no quadratic work."""
+    """Large files load in linear time: one json.loads per line, no quadratic work.
 
-    def test_loads_100k_items_quickly(self, tmp_path: Path) -> None:
-        """100 000 items with a prompt template load well within ten seconds."""
-        path = tmp_path / "big.jsonl"
-        with path.open("w", encoding="utf-8") as out:
-            for i in range(100_000):
-                row = {"id": i, "question": f"What is {i} + {i}?", "answer": str(2 * i)}
-                out.write(json.dumps(row) + "\n")
-        start = time.perf_counter()
-        bench = load_benchmark(settings(path, prompt="Q: {{ question }}", reference="answer"))
-        elapsed = time.perf_counter() - start
-        assert len(bench.items) == 100_000
-        assert bench.items[-1].prompt == "Q: What is 99999 + 99999?"
-        assert elapsed < 10.0
+    Measured as a ratio within one test (10x the items must cost well under 30x the
+    time), so a busy machine cannot fail it; absolute speed is for benchmarks/.
+    """
+
+    def test_load_time_grows_linearly_with_items(self, tmp_path: Path) -> None:
+        """100 000 items cost at most about ten times 10 000 items."""
+
+        def load(n: int) -> float:
+            path = tmp_path / f"big{n}.jsonl"
+            with path.open("w", encoding="utf-8") as out:
+                for i in range(n):
+                    row = {"id": i, "question": f"What is {i} + {i}?", "answer": str(2 * i)}
+                    out.write(json.dumps(row) + "\n")
+            start = time.perf_counter()
+            bench = load_benchmark(settings(path, prompt="Q: {{ question }}", reference="answer"))
+            elapsed = time.perf_counter() - start
+            assert len(bench.items) == n
+            assert bench.items[-1].prompt == f"Q: What is {n - 1} + {n - 1}?"
+            return elapsed
+
+        small = min(load(10_000) for _ in range(3))
+        large = load(100_000)
+        assert large < 30 * small, (small, large)
