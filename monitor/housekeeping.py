@@ -10,22 +10,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from typing import Protocol
+from datetime import timedelta
 
 from monitor.clock import utc_now
 from monitor.config import Settings
 from monitor.errors import MonitorError
 from monitor.log import get_logger
-from monitor.ports import Clock
+from monitor.ports import Clock, PrunableStore
 
 __all__ = ["RecordAndPrune"]
 
 log = get_logger("housekeeping")
-
-
-class PrunableStore(Protocol):
-    def prune_item_results(self, before: datetime) -> int: ...
 
 
 class RecordAndPrune:

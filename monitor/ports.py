@@ -39,6 +39,7 @@ __all__ = [
     "JudgeHook",
     "JudgeStore",
     "LeaderLock",
+    "PrunableStore",
     "RunMetrics",
     "RunStore",
 ]
@@ -166,6 +167,12 @@ class AlertStore(Protocol):
     def save(self, alerts: Sequence[Alert], now: datetime) -> None: ...
 
     def firing(self) -> list[Alert]: ...
+
+
+class PrunableStore(Protocol):
+    """Retention: delete item results of old runs (`monitor.storage.SqlStore`)."""
+
+    def prune_item_results(self, before: datetime) -> int: ...
 
 
 class LeaderLock(Protocol):
