@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -373,7 +373,6 @@ class Cell:
     spark: str = ""
     spark_n: int = 0
     missed: str = ""  # why the run that should have happened did not, or ""
-    scores: list[float] = field(default_factory=list)
 
 
 def _missed(latest: Run | None, every: float | None, now: datetime) -> str:
@@ -387,21 +386,48 @@ def _missed(latest: Run | None, every: float | None, now: datetime) -> str:
     return ""
 
 
-_Recent = dict[tuple[str, str], list[tuple[int, ScoreSummary]]]
+# per pair: the newest succeeded run's first score, its sparkline points and point count,
+# and the latest run's verdict for that scorer
+_Trend = tuple[ScoreSummary | None, str, int, str]
 
 
 class OverviewCache:
-    """The overview's reads of scores and verdicts, kept while the latest runs are unchanged.
+    """The overview's per-pair summaries, kept while the latest runs are unchanged.
 
     Scores and verdicts of a run are written before its final status (the judge runs
     before `finish_run`), and a new run changes its pair's latest run; so while the latest
     run of every (monitor, endpoint) and its status are the same, so are the sparklines and
-    verdicts. One small query (`latest_runs`) decides.
+    verdicts. One small query (`latest_runs`) decides. Only the summaries are kept (a
+    string of points per sparkline, not its 20 scores): objects that outlive a request
+    are what makes Python's full garbage collections run, ~40 ms each in the daemon.
     """
 
     def __init__(self) -> None:
-        # (key, recent scores, verdicts), replaced whole so threads never see a mix
-        self.entry: tuple[object, _Recent, dict[int, list[Verdict]]] | None = None
+        # (key, summaries), replaced whole so threads never see a mix
+        self.entry: tuple[object, dict[tuple[str, str], _Trend]] | None = None
+
+
+def _trends(
+    store: SqlStore, pairs: Iterable[tuple[str, str]], latest: dict[tuple[str, str], Run]
+) -> dict[tuple[str, str], _Trend]:
+    recent = store.recent_scores(pairs, SPARK_RUNS)
+    verdicts = store.run_verdicts([r.id for r in latest.values()])
+    trends: dict[tuple[str, str], _Trend] = {}
+    for pair, scores in recent.items():
+        score: ScoreSummary | None = None
+        spark, n = "", 0
+        if scores:
+            newest = scores[0][0]
+            score = next(s for rid, s in scores if rid == newest)  # first scorer by name
+            series = [s.value for _, s in reversed(scores) if s.scorer == score.scorer]
+            spark, n = sparkline(series), sum(not math.isnan(v) for v in series)
+        kind = "none"
+        if pair in latest:
+            found = verdicts.get(latest[pair].id, [])
+            mine = [v.verdict for v in found if score and v.scorer == score.scorer]
+            kind = _worst(mine or [v.verdict for v in found])
+        trends[pair] = (score, spark, n, kind)
+    return trends
 
 
 def overview_cells(
@@ -423,32 +449,31 @@ def overview_cells(
     key = (tuple(sorted(pairs)), tuple((r.id, r.status, r.finished_at) for r in latest_rows))
     entry = None if cache is None else cache.entry
     if entry is not None and entry[0] == key:
-        _, recent, verdicts = entry
+        trends = entry[1]
     else:
-        recent = store.recent_scores(pairs, SPARK_RUNS)
-        verdicts = store.run_verdicts([r.id for r in latest.values()])
+        trends = _trends(store, pairs, latest)
         if cache is not None:
-            cache.entry = (key, recent, verdicts)
+            cache.entry = (key, trends)
     cells = []
     for monitor, endpoint in sorted(pairs):
         mon = configured.get((monitor, endpoint))
         last = latest.get((monitor, endpoint))
         bench = mon.benchmark if mon is not None else (last.benchmark if last else "")
-        cell = Cell(monitor, endpoint, bench, latest=last)
-        scores = recent.get((monitor, endpoint), [])
-        if scores:
-            newest = scores[0][0]
-            cell.score = next(s for rid, s in scores if rid == newest)  # first scorer by name
-            series = [s.value for _, s in reversed(scores) if s.scorer == cell.score.scorer]
-            cell.scores = series
-            cell.spark, cell.spark_n = sparkline(series), sum(not math.isnan(v) for v in series)
-        if last is not None:
-            found = verdicts.get(last.id, [])
-            mine = [v.verdict for v in found if cell.score and v.scorer == cell.score.scorer]
-            cell.verdict = _worst(mine or [v.verdict for v in found])
+        score, spark, n, kind = trends.get((monitor, endpoint), (None, "", 0, "none"))
         every = mon.schedule.every if mon is not None and mon.schedule is not None else None
-        cell.missed = _missed(last, every, now)
-        cells.append(cell)
+        cells.append(
+            Cell(
+                monitor,
+                endpoint,
+                bench,
+                latest=last,
+                score=score,
+                verdict=kind,
+                spark=spark,
+                spark_n=n,
+                missed=_missed(last, every, now),
+            )
+        )
     return cells
 
 
