@@ -199,3 +199,7 @@ class Verdict:
     # sequential detector state to store and pass back with the next run of this
     # (monitor, endpoint, scorer); None when the check keeps no state
     cusum_state: float | None = None
+    # minimum detectable effect: the smallest drop of the run's score (score units, 0.04 =
+    # 4 points) that one run's test flags with the configured power (`detectable_power`,
+    # default 0.8) at the reference window's noise; None for drift checks and untested runs
+    detectable_effect: float | None = None

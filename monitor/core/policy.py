@@ -65,7 +65,13 @@ from monitor.core.stats import (
 )
 from monitor.core.stats.bootstrap import bootstrap_replicates, percentile_interval
 from monitor.core.stats.drift import js_distance
-from monitor.core.stats.paired import MIN_ITEMS
+from monitor.core.stats.paired import (
+    MIN_ITEMS,
+    MIN_SPREAD_RUNS,
+    TOTAL_WEIGHT,
+    Spread,
+    detectable_drop,
+)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -84,6 +90,9 @@ __all__ = [
 #: accumulating evidence (state > 0), and while it is idle (state == 0).
 SET_ASIDE_ALPHA_ACTIVE = 0.2
 SET_ASIDE_ALPHA_IDLE = 0.01
+#: Observed SD of the run total over the model's above which the verdict detail says the
+#: endpoint's run-to-run noise limits what one run can detect.
+NOISY_RATIO = 1.25
 #: Bootstrap resamples for the CIs of drift effects.
 DRIFT_BOOTSTRAP = 1000
 
@@ -110,6 +119,8 @@ class DriftSettings:
     psi_threshold: float = 0.2
     js_threshold: float = 0.1
     wasserstein_threshold: float = 0.2  # in baseline robust standard deviations
+    # power at which the verdict reports the minimum detectable effect (`detectable_effect`)
+    detectable_power: float = 0.8
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -130,6 +141,13 @@ class DriftSettings:
             raise ValueError("confidence must lie in (0, 1)")
         if self.bootstrap_resamples < 100:
             raise ValueError("bootstrap_resamples must be >= 100")
+        if not 0.0 < self.detectable_power < 1.0:
+            raise ValueError("detectable_power must lie in (0, 1)")
+
+    @property
+    def run_level(self) -> float:
+        """The per-run level of one check: `alpha` spent over `horizon_runs` runs."""
+        return self.alpha / self.horizon_runs
 
     @property
     def cusum_threshold(self) -> float:
@@ -174,6 +192,7 @@ class Evaluation:
     cusum_threshold: float | None = None
     cusum_alarm: bool = False
     cusum_next: float = 0.0  # state to store if the run counts (0 after an alarm)
+    detectable_effect: float | None = None  # minimum detectable drop (score units), see Verdict
     detail: str = ""
 
 
@@ -236,6 +255,7 @@ class _Tested:
     current_score: float
     changed: ChangedItems
     lines: tuple[str, ...]
+    detectable_effect: float | None = None
 
 
 def _single_run(
@@ -289,7 +309,7 @@ def _multi_run(
     lines = [
         f"{res.n_items} items vs {res.reference_runs} of {res.baseline_runs} baseline runs; "
         f"prior Beta({res.prior.a:.3g}, {res.prior.b:.3g}); "
-        f"total's variance from the {res.variance_source}"
+        f"total decided by the {res.variance_source} null"
     ]
     if res.set_aside:
         lines.append(
@@ -297,6 +317,13 @@ def _multi_run(
             f"(p={res.set_aside_p:.3g}) and were set aside"
         )
     lines.extend(c.describe() for c in res.components)
+    # the run total's share of the run's level: what a drop of the score has to pass
+    mde = res.detectable_effect(
+        level=settings.run_level * TOTAL_WEIGHT, power=settings.detectable_power
+    )
+    spread = res.total_spread
+    ratio = spread.sd / res.total_sd_model if spread and res.total_sd_model > 0 else None
+    lines.append(_detectable_line(mde, settings, ratio))
     return _Tested(
         statistic=res.driver.statistic,
         p_value=res.p_value,
@@ -310,6 +337,44 @@ def _multi_run(
             pass_to_fail=_keys(res.broken, keys), fail_to_pass=_keys(res.fixed, keys)
         ),
         lines=tuple(lines),
+        detectable_effect=mde,
+    )
+
+
+def _detectable_line(mde: float, settings: DriftSettings, ratio: float | None) -> str:
+    """The detail text for the minimum detectable effect.
+
+    `ratio` is the reference runs' observed SD of the run total over the item-level
+    model's (None when not measured); when the runs vary clearly more than independent
+    items would, the line says what that costs.
+    """
+    line = f"detectable drop at {settings.detectable_power:.0%} power: {100.0 * mde:.2f} points"
+    if ratio is not None and ratio > NOISY_RATIO:
+        line += (
+            f"; the reference runs vary {ratio:.1f}x more than independent items would, so "
+            f"this benchmark can only detect drops of ~{100.0 * mde:.1f} points from one run "
+            f"on this endpoint"
+        )
+    return line
+
+
+def _continuous_detectable(base: FloatArray, cur: FloatArray, settings: DriftSettings) -> float:
+    """Minimum detectable drop of the mean score: the paired mean's SE and the reference
+    runs' spread of mean scores (Student t), as `detectable_drop` for binary totals."""
+    seen = ~np.isnan(base)
+    items = ~np.isnan(cur) & seen.all(axis=0)
+    k_runs = base.shape[0]
+    if int(items.sum()) < MIN_ITEMS:
+        return math.nan
+    mean = base[:, items].mean(axis=0)
+    d = cur[items] - mean
+    sd_model = float(d.std(ddof=1)) / math.sqrt(d.size)
+    spread = None
+    if k_runs >= MIN_SPREAD_RUNS:
+        run_means = base[:, items].mean(axis=1)
+        spread = Spread(float(run_means.std(ddof=1)) * math.sqrt(1.0 + 1.0 / k_runs), k_runs - 1)
+    return detectable_drop(
+        sd_model, spread, level=settings.run_level, power=settings.detectable_power
     )
 
 
@@ -321,6 +386,7 @@ def _continuous(base: FloatArray, cur: FloatArray, settings: DriftSettings) -> _
         confidence=settings.confidence,
         resamples=settings.bootstrap_resamples,
     )
+    mde = _continuous_detectable(base, cur, settings)
     return _Tested(
         statistic=res.statistic,
         p_value=res.p_value,
@@ -334,7 +400,9 @@ def _continuous(base: FloatArray, cur: FloatArray, settings: DriftSettings) -> _
         lines=(
             f"{res.n_items} items vs the mean of {res.baseline_runs} baseline run(s): "
             f"Wilcoxon W+={res.statistic:.1f}, bootstrap CI of the mean difference",
+            *([] if math.isnan(mde) else [_detectable_line(mde, settings, None)]),
         ),
+        detectable_effect=None if math.isnan(mde) else mde,
     )
 
 
@@ -417,6 +485,7 @@ def evaluate_arrays(
         cusum_threshold=threshold,
         cusum_alarm=alarm,
         cusum_next=next_state,
+        detectable_effect=res.detectable_effect,
         detail="; ".join(lines),
     )
 
@@ -618,6 +687,7 @@ def _verdict(
         changed=e.changed,
         detail=detail,
         cusum_state=cusum_state,
+        detectable_effect=e.detectable_effect,
     )
 
 

@@ -86,6 +86,8 @@ __all__ = [
     "McNemarResult",
     "PairedBinaryResult",
     "PairedContinuousResult",
+    "Spread",
+    "detectable_drop",
     "fit_beta_prior",
     "mcnemar_exact",
     "paired_binary_test",
@@ -117,8 +119,11 @@ TOTAL_WEIGHT = 0.75
 STABLE_SHARE_SET_ASIDE = 0.1
 #: One-sided level of the upper bound on the observed single-failure count (tail check).
 TAIL_CHECK_LEVEL = 0.75
-#: Confidence level of the lower bound on the observed spread of reference totals.
-SPREAD_GUARD_LEVEL = 0.8
+#: Fewest reference runs for the observed-spread check (a t with 1 degree of freedom, or
+#: none, says nothing useful).
+MIN_SPREAD_RUNS = 3
+#: Confidence of the lower bound on the stable-items count's dispersion over the model's.
+DISPERSION_LEVEL = 0.95
 #: How much smaller the screening p-value must get to set aside one more baseline run.
 SET_ASIDE_PREFERENCE = 10.0
 
@@ -383,9 +388,19 @@ class PairedBinaryResult:
     effect_ci: tuple[float, float]
     baseline_score: float  # reference mean score on the compared items
     current_score: float
-    variance_source: Literal["model", "observed"]  # which variance the total used
+    variance_source: Literal["model", "observed"]  # whose null decided the total's p-value
     broken: tuple[int, ...]  # item indices: passed every reference run, fail now
     fixed: tuple[int, ...]  # item indices: failed every reference run, pass now
+    # the plain run total's noise, for the minimum detectable effect: the model's SD of
+    # (current total - reference mean), in items, and the reference runs' observed spread
+    total_sd_model: float = 0.0
+    total_spread: Spread | None = None
+
+    def detectable_effect(self, *, level: float, power: float) -> float:
+        """Smallest drop of the run's score (score units) the run total flags at `level`
+        with probability `power`, at the reference window's noise (`detectable_drop`)."""
+        drop = detectable_drop(self.total_sd_model, self.total_spread, level=level, power=power)
+        return drop / self.n_items
 
 
 def _normal_p(x: float, sd: float) -> float:
@@ -473,6 +488,13 @@ def _recent_drop_p(prior: BetaPrior, passed: BoolArray, seen: BoolArray, j: int)
     var_total = float((var * (1.0 / r_n[sel] + 1.0 / o_n[sel])).sum())
     diff = float((r_k[sel] / r_n[sel] - o_k[sel] / o_n[sel]).sum())
     p_total = _normal_p(diff + 0.5 / j, math.sqrt(max(var_total, 1e-12)))
+    complete = seen.all(axis=0)
+    if split >= MIN_SPREAD_RUNS and int(complete.sum()) >= MIN_ITEMS:
+        # runs sharing noise: the older runs' own spread, as in the main test (t, split - 1 df)
+        totals = passed[:, complete].sum(axis=1).astype(float)
+        scale = float(totals[:split].std(ddof=1)) * math.sqrt(1.0 / j + 1.0 / split)
+        gap = float(totals[split:].mean() - totals[:split].mean()) + 0.5 / j
+        p_total = max(p_total, Spread(scale, split - 1).p_below(gap))
     stable = sel & (o_k == o_n) & (o_n >= 2) & (r_n == j)
     failed = int((stable & (r_k == 0)).sum())
     q = prior.fail_streak_probability(o_n[stable], j)
@@ -521,18 +543,65 @@ def _choose_set_aside(
     return best, best_p
 
 
-def _observed_variance(totals: FloatArray, share: float) -> float:
-    """The spread guard: variance of (current total - reference mean) seen in the reference.
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """The reference runs' own spread of one statistic, as a Student-t predictive null.
 
-    `totals` are the reference runs' totals over the items seen in every run; `share`
-    scales them up to all compared items. The sample variance enters through its
-    `SPREAD_GUARD_LEVEL` lower confidence bound: with R - 1 degrees of freedom it exceeds
-    the true one ~40% of the time by chance alone. The factor 1 + 1/R is the reference
-    mean's own noise.
+    `values` were the statistic's reference-run values (R of them); the current run's
+    deviation from their mean then has variance s^2 (1 + 1/R) x `share`, and under
+    exchangeable runs with normal totals (deviation / sd) is Student t with R - 1
+    degrees of freedom, whatever the run-to-run noise. This is the check that holds
+    when runs share noise the independent-items model cannot see
+    (docs/decisions/0005-run-level-noise.md).
     """
-    ref = totals.size
-    lcb = (ref - 1) / float(stats.chi2.ppf(SPREAD_GUARD_LEVEL, ref - 1))
-    return float(totals.var(ddof=1)) * lcb * share * (1.0 + 1.0 / ref)
+
+    sd: float  # SD of (current - reference mean) seen in the reference runs
+    df: int  # R - 1
+
+    def p_below(self, deviation: float) -> float:
+        """P(T <= deviation / sd): one-sided p-value for a drop of that size or more."""
+        if self.sd <= 0.0:
+            return 1.0 if deviation >= 0.0 else 0.0
+        return _clip_p(float(special.stdtr(self.df, deviation / self.sd)))
+
+
+def _spread(values: FloatArray, share: float) -> Spread | None:
+    """The observed spread of the reference runs' `values`, scaled by `share`, or None.
+
+    `share` scales the variance from the items seen in every reference run to all
+    compared items. None with fewer than `MIN_SPREAD_RUNS` runs.
+    """
+    ref = values.size
+    if ref < MIN_SPREAD_RUNS:
+        return None
+    var = float(values.var(ddof=1)) * share * (1.0 + 1.0 / ref)
+    return Spread(math.sqrt(max(var, 0.0)), ref - 1)
+
+
+def detectable_drop(
+    sd_model: float,
+    spread: Spread | None,
+    *,
+    level: float,
+    power: float,
+) -> float:
+    """Smallest drop of a total (in its units) the test flags with probability `power`.
+
+    The run's p-value is the larger of the model's (normal, SD `sd_model`) and the
+    observed spread's (Student t); a drop is flagged at `level` once it passes both
+    critical values, and it passes them with probability `power` when it exceeds the
+    larger by z_power noise SDs (the larger of the two SDs):
+
+        MDE = max(z_(1-level) sd_model, t_(1-level, R-1) sd_obs) + z_power max(sd_model, sd_obs)
+    """
+    if not 0.0 < level < 1.0 or not 0.0 < power < 1.0:
+        raise ValueError("level and power must lie in (0, 1)")
+    critical = float(special.ndtri(1.0 - level)) * sd_model
+    sd = sd_model
+    if spread is not None:
+        critical = max(critical, float(special.stdtrit(spread.df, 1.0 - level)) * spread.sd)
+        sd = max(sd, spread.sd)
+    return critical + float(special.ndtri(power)) * sd
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,8 +609,10 @@ class _Total:
     test: ComponentTest
     p_improve: float
     diff: float  # current total minus the reference mean total (items)
-    sd: float
-    source: Literal["model", "observed"]
+    sd: float  # the larger of the model's and the observed spread's SD
+    source: Literal["model", "observed"]  # whose p-value was the larger (decided)
+    sd_model: float = 0.0
+    spread: Spread | None = None
 
 
 def _total_component(
@@ -567,15 +638,14 @@ def _total_component(
             factor = _tail_check_factor(tail_prior, k_of[complete].astype(np.int64), ref)
             item_var = np.where(ends & (ref_n >= 2), np.minimum(item_var * factor, 0.25), item_var)
     var_model = float((item_var * (1.0 + 1.0 / ref_n)).sum())
-    var_obs = 0.0
+    spread = None
     n_complete = int(complete.sum())
-    if ref >= 2 and n_complete >= MIN_ITEMS:
+    if n_complete >= MIN_ITEMS:
         totals = passed[:ref, sel][:, complete].sum(axis=1).astype(float)
-        var_obs = _observed_variance(totals, n_sel / n_complete)
-    source: Literal["model", "observed"] = "observed" if var_obs > var_model else "model"
-    sd = math.sqrt(max(var_model, var_obs, 1e-12))
+        spread = _spread(totals, n_sel / n_complete)
+    sd_model = math.sqrt(max(var_model, 1e-12))
     method: Literal["normal", "exact"]
-    if var_model >= var_obs and var_model < EXACT_BELOW_VARIANCE:
+    if var_model < EXACT_BELOW_VARIANCE:
         # small variance (mostly deterministic items): exact posterior-predictive Poisson-binomial
         pred = prior.pass_probability(ref_k, ref_n)
         total_now = int(now_pass.sum())
@@ -585,11 +655,22 @@ def _total_component(
         p_improve = _clip_p(float(pmf[total_now:].sum()))
         method = "exact"
     else:
-        p_drop = _normal_p(diff + 0.5, sd)  # continuity correction: totals are integers
-        p_improve = _clip_p(1.0 - _normal_p(diff - 0.5, sd))
+        p_drop = _normal_p(diff + 0.5, sd_model)  # continuity correction: totals are integers
+        p_improve = _clip_p(1.0 - _normal_p(diff - 0.5, sd_model))
         method = "normal"
+    # the run's p-value is the larger of the model's and the observed spread's: valid when
+    # either the items are independent or the runs are exchangeable with normal totals
+    source: Literal["model", "observed"] = "model"
+    sd = sd_model
+    if spread is not None:
+        p_obs = spread.p_below(diff + 0.5)
+        p_obs_rise = spread.p_below(-(diff - 0.5))
+        if p_obs > p_drop:
+            p_drop, source, method = p_obs, "observed", "normal"
+        p_improve = max(p_improve, p_obs_rise)
+        sd = max(sd, spread.sd)
     test = ComponentTest("total", n_sel, diff / sd, 0.0, p_drop, method, TOTAL_WEIGHT)
-    return _Total(test, p_improve, diff, sd, source)
+    return _Total(test, p_improve, diff, sd, source, sd_model, spread)
 
 
 def _weighted_component(
@@ -607,19 +688,22 @@ def _weighted_component(
     wt = weighted_total(ref_pass, ref_seen, passed[k_runs, sel])
     if wt is None or wt.variance < EXACT_BELOW_VARIANCE:
         return None
-    var_obs = 0.0
+    spread = None
     complete = ref_seen.all(axis=0)
     w_complete = wt.weights[complete]
-    if ref >= 2 and int(complete.sum()) >= MIN_ITEMS and (w_complete > 0).any():
+    if int(complete.sum()) >= MIN_ITEMS and (w_complete > 0).any():
         totals = ref_pass[:, complete].astype(float) @ w_complete
-        var_obs = _observed_variance(totals, float((wt.weights**2).sum() / (w_complete**2).sum()))
-    if var_obs > wt.variance:
-        sd = math.sqrt(var_obs)
-        p_drop = _normal_p(wt.statistic, sd)
-        p_rise = _clip_p(1.0 - _normal_p(wt.statistic, sd))
-        source: Literal["model", "observed"] = "observed"
-    else:
-        sd, p_drop, p_rise, source = math.sqrt(wt.variance), wt.p_drop, wt.p_rise, "model"
+        spread = _spread(totals, float((wt.weights**2).sum() / (w_complete**2).sum()))
+    sd_model = math.sqrt(wt.variance)
+    sd, p_drop, p_rise = sd_model, wt.p_drop, wt.p_rise
+    source: Literal["model", "observed"] = "model"
+    if spread is not None:
+        # the larger p-value of the two nulls, as for the plain total
+        p_obs = spread.p_below(wt.statistic)
+        if p_obs > p_drop:
+            p_drop, source = p_obs, "observed"
+        p_rise = max(p_rise, spread.p_below(-wt.statistic))
+        sd = max(sd, spread.sd)
     n_weighted = int((wt.weights > 0).sum())
     test = ComponentTest(
         "weighted_total",
@@ -630,7 +714,7 @@ def _weighted_component(
         "skew_corrected" if source == "model" else "normal",
         TOTAL_WEIGHT,
     )
-    return _Total(test, _clip_p(p_rise), wt.statistic, sd, source)
+    return _Total(test, _clip_p(p_rise), wt.statistic, sd, source, sd_model, spread)
 
 
 def _stable_component(
@@ -645,12 +729,34 @@ def _stable_component(
     stable = sel & (base_k == base_n) & (base_n >= 2)
     q = np.minimum(prior.fail_streak_probability(base_n[stable], 1) * factor, 1.0)
     broken = int((stable & ~passed[k_runs]).sum())
+    p_value = _count_tail(q, broken)
+    # The same count, seen in the baseline itself: for each baseline run, the items that
+    # passed every other run and failed this one. Runs that fail many items together (an
+    # outage of part of the benchmark) make these counts vary far more than the
+    # Poisson-binomial allows. Their dispersion over the model's, phi (when above 1), then
+    # shrinks the excess over the null mean by sqrt(phi) before the exact tail is read, as
+    # a quasi-Poisson model does; a Student-t on a handful of small counts would cost the
+    # count its power where it matters most, on quiet endpoints.
+    if k_runs >= MIN_SPREAD_RUNS and complete_base.any():
+        sub = passed[:k_runs][:, complete_base]
+        loo = ((sub.sum(axis=0) == k_runs - 1)[None, :] & ~sub).sum(axis=1).astype(float)
+        var_model = float((q * (1.0 - q)).sum())
+        share = max(int(stable.sum()), 1) / max(int(sub.all(axis=0).sum()), 1)
+        phi = float(loo.var(ddof=1)) * share / var_model if var_model > 0 else 1.0
+        # its 95% lower bound: with K - 1 degrees of freedom the raw ratio exceeds 1 about
+        # half the time on quiet endpoints, and each excess would cost power for nothing;
+        # a block failing on some runs gives a ratio of 10-100, which the bound keeps
+        phi *= (k_runs - 1) / float(stats.chi2.ppf(DISPERSION_LEVEL, k_runs - 1))
+        if phi > 1.0:
+            mean = float(q.sum())
+            shrunk = mean + (broken - mean) / math.sqrt(phi)
+            p_value = max(p_value, _count_tail(q, math.ceil(shrunk)))
     return ComponentTest(
         "stable_items",
         int(stable.sum()),
         float(broken),
         float(q.sum()),
-        _count_tail(q, broken),
+        p_value,
         "poisson_binomial",
         weight,
     )
@@ -766,6 +872,8 @@ def paired_binary_test(
         variance_source=drop.source,
         broken=tuple(int(i) for i in np.flatnonzero(always & ~now_pass)),
         fixed=tuple(int(i) for i in np.flatnonzero(never & now_pass)),
+        total_sd_model=total.sd_model,
+        total_spread=total.spread,
     )
 
 
@@ -862,6 +970,24 @@ def paired_continuous_test(
         raise InsufficientDataError("every item scored exactly its baseline mean")
     stat, p_less = wilcoxon_signed_rank(d, alternative="less")
     _, p_greater = wilcoxon_signed_rank(d, alternative="greater")
+    # The mean difference as well: a few items that drop a lot barely move the ranks.
+    # Its null is the larger of two, as for binary totals: the items' own noise (the
+    # paired mean's SE) and the reference runs' spread of mean scores (Student t), so runs
+    # that share noise do not read as a drop. Bonferroni with the Wilcoxon test.
+    mean_d = float(d.mean())
+    se = float(d.std(ddof=1)) / math.sqrt(d.size)
+    p_mean_less = _normal_p(mean_d, se) if se > 0 else float(mean_d >= 0.0)
+    p_mean_greater = _normal_p(-mean_d, se) if se > 0 else float(mean_d <= 0.0)
+    complete = items & seen.all(axis=0)
+    if base.shape[0] >= MIN_SPREAD_RUNS and int(complete.sum()) >= MIN_ITEMS:
+        run_means = base[:, complete].mean(axis=1)
+        k_runs = base.shape[0]
+        spread = Spread(float(run_means.std(ddof=1)) * math.sqrt(1.0 + 1.0 / k_runs), k_runs - 1)
+        gap = float(cur[complete].mean() - run_means.mean())
+        p_mean_less = max(p_mean_less, spread.p_below(gap))
+        p_mean_greater = max(p_mean_greater, spread.p_below(-gap))
+    p_less = min(1.0, 2.0 * min(p_less, p_mean_less))
+    p_greater = min(1.0, 2.0 * min(p_greater, p_mean_greater))
     ci = paired_bootstrap_ci(d, rng=rng, confidence=confidence, resamples=resamples)
     return PairedContinuousResult(
         n_items=n_items,
