@@ -164,16 +164,24 @@ def _verdict_families(snap: Snapshot) -> Iterator[Metric]:
         p = v.p_adjusted if _finite(v.p_adjusted) else v.p_value
         if _finite(p):
             p_value.add_metric((*labels, v.test), p)  # type: ignore[arg-type]
+    detectable = GaugeMetricFamily(
+        "monitor_detectable_effect",
+        "Smallest drop of the score (0..1) the latest succeeded run's test could flag with "
+        "80% power (the configured detectable_power) at its baseline's run-to-run noise.",
+        labels=SCORE_LABELS,
+    )
     for labels, v in snap.verdicts:
         if _finite(v.baseline_score):
             baseline.add_metric(labels, v.baseline_score)  # type: ignore[arg-type]
+        if _finite(v.detectable_effect):
+            detectable.add_metric(labels, v.detectable_effect)  # type: ignore[arg-type]
         if _finite(v.effect):
             effect.add_metric(labels, v.effect)  # type: ignore[arg-type]
         detected.add_metric(labels, 1.0 if v.verdict is VerdictKind.REGRESSED else 0.0)
         p = v.p_adjusted if _finite(v.p_adjusted) else v.p_value
         if _finite(p):
             p_value.add_metric((*labels, v.test), p)  # type: ignore[arg-type]
-    yield from (baseline, effect, detected, p_value)
+    yield from (baseline, effect, detected, p_value, detectable)
 
 
 def _run_families(snap: Snapshot) -> Iterator[Metric]:

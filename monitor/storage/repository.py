@@ -251,6 +251,7 @@ def _verdict_row(run_id: int, verdict: Verdict) -> dict[str, Any]:
         "effect_ci_lower": ci_lower,
         "effect_ci_upper": ci_upper,
         "baseline_score": verdict.baseline_score,
+        "detectable_effect": verdict.detectable_effect,
         "decision": verdict.verdict.value,
         "pass_to_fail": [_clean_text(key) for key in verdict.changed.pass_to_fail],
         "fail_to_pass": [_clean_text(key) for key in verdict.changed.fail_to_pass],
@@ -276,6 +277,7 @@ def _verdict_from(row: RowMapping) -> Verdict:
             fail_to_pass=tuple(row["fail_to_pass"] or ()),
         ),
         detail=row["detail"],
+        detectable_effect=row["detectable_effect"],
     )
 
 

@@ -220,6 +220,8 @@ class DriftResultRow(StorageModel, table=True):
     effect_ci_lower: float | None = Field(default=None, sa_type=FiniteFloat)
     effect_ci_upper: float | None = Field(default=None, sa_type=FiniteFloat)
     baseline_score: float | None = Field(default=None, sa_type=FiniteFloat)
+    # Verdict.detectable_effect: the smallest drop one run could flag (migration 0002)
+    detectable_effect: float | None = Field(default=None, sa_type=FiniteFloat)
     decision: str = Field(sa_type=sa.String)
     pass_to_fail: list[str] = Field(sa_type=sa.JSON)
     fail_to_pass: list[str] = Field(sa_type=sa.JSON)

@@ -35,6 +35,7 @@ CATALOG: dict[str, Metric] = {
     "monitor_regression_effect": Metric("gauge", _SCORE),
     "monitor_drift_p_value": Metric("gauge", (*_SCORE, "test")),
     "monitor_regression_detected": Metric("gauge", _SCORE),
+    "monitor_detectable_effect": Metric("gauge", _SCORE),
     "monitor_score_floor": Metric("gauge", ("monitor", "benchmark", "scorer")),
     "monitor_last_run_timestamp_seconds": Metric("gauge", ("monitor", "endpoint", "status")),
     "monitor_schedule_interval_seconds": Metric("gauge", ("monitor", "endpoint")),
