@@ -32,32 +32,33 @@ def script(name: str, *args: str) -> str:
 
 
 def test_detection_table_has_every_row_and_cell() -> None:
-    """A few repetitions print both variants with engine, naive and calibrated rows."""
+    """A few repetitions print the summary and each setting's engine and calibrated rows."""
     before = (ROOT / "docs" / "statistics.md").read_text()
     out = script(
         "detection.py",
-        *("--reps", "4", "--null-reps", "8", "--workers", "1", "--no-write"),
-        *("--engine", "alpha=0.01,arl0=1000,window=10"),
+        *("--reps", "2", "--null-reps", "4", "--workers", "1", "--no-write"),
+        *("--only", "independent, 1,000 items", "--only", "100 items"),
     )
     assert (ROOT / "docs" / "statistics.md").read_text() == before
-    for variant in ("a", "b"):
-        assert f"**Variant {variant}:" in out
     rows = [
         [c.strip() for c in line.strip().strip("|").split("|")]
         for line in out.splitlines()
-        if line.startswith("| ") and not line.startswith("| rule ")
+        if line.startswith("| ") and not line.startswith(("| rule ", "| setting "))
     ]
-    engine = [r[0] for r in rows if r[0].startswith("**engine")]
-    assert len(engine) == 6  # three configurations x two variants
-    assert set(engine) == {
-        "**engine, defaults**",
-        "**engine, defaults, rolling:5**",
-        "**engine, alpha=0.01,arl0=1000,window=10**",
-    }
+    summary = [r for r in rows if len(r) == 6]
+    assert [r[0] for r in summary] == ["independent, 1,000 items", "100 items"]
+    for row in summary:
+        assert re.fullmatch(r"\d\.\d{3} \(\d\.\d{3}\)", row[2]), row  # rate (upper bound)
+        assert re.fullmatch(r"\d\.\d{3} / \d\.\d{3}", row[3]), row  # run test / CUSUM
+    for title in ("**independent, 1,000 items**", "**100 items**"):
+        assert title in out
+    engine = [r for r in rows if r[0] == "**engine, defaults**"]
+    assert [len(r) for r in engine] == [10, 5]  # 8 changed cells, then 3
     cell = re.compile(r"^\d\.\d\d / \d\.\d\d / (\d+(\.5)?|>20)$")
-    for row in rows:
+    table_rows = [r for r in rows if len(r) != 6]
+    assert sum("(calibrated)" in r[0] for r in table_rows) == 6  # three rules x two settings
+    for row in table_rows:
         assert re.fullmatch(r"\d\.\d{3}", row[1]), row  # false-alarm rate
-        assert len(row[2:]) == 4, row
         assert all(cell.match(c) for c in row[2:]), row
 
 
