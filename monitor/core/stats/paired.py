@@ -24,15 +24,15 @@ Binary scores (pass/fail per item)
     failures no longer add noise.
   - total: current run total vs the reference runs' mean. Its null is the
     Poisson-binomial with variance sum p_i (1 - p_i) (item variances from
-    the prior), widened by the reference mean's own noise (1 + 1/n_i). The
-    model variance is compared with the observed spread of the reference run
-    totals (its 80% lower confidence bound: with few runs the sample variance
-    overshoots by chance ~40% of the time) and the larger is used, because
-    real runs share day-level shocks (an endpoint glitch failing many items
-    at once) that an independent-items model cannot see. Normal
+    the prior), widened by the reference mean's own noise (1 + 1/n_i): normal
     approximation with continuity correction when the variance is at least
     `EXACT_BELOW_VARIANCE`, otherwise the exact posterior-predictive
-    Poisson-binomial.
+    Poisson-binomial. Real runs share noise an independent-items model cannot
+    see (a serving change moving every flaky item of a run), so the reference
+    run totals' own spread is a second null, a Student-t predictive with
+    R - 1 degrees of freedom (`Spread`); the larger p-value decides, valid
+    when either the items are independent or the runs are exchangeable with
+    normal totals (docs/decisions/0005-run-level-noise.md).
   - stable items: how many items that passed every baseline run fail now.
     Its null (each such item fails with its posterior chance after n straight
     passes, about 1-2% on typical benchmarks) is small and tight, so a handful
@@ -681,7 +681,7 @@ def _weighted_component(
     It replaces the plain total when enough varying items carry weight for a
     normal approximation (null variance >= `EXACT_BELOW_VARIANCE`); below
     that the plain total's exact Poisson-binomial is the better test. The
-    observed-spread guard is the plain total's, on the weighted reference totals.
+    observed-spread null is the plain total's, on the weighted reference totals.
     """
     k_runs = passed.shape[0] - 1
     ref_pass, ref_seen = passed[:ref, sel], seen[:ref, sel]
