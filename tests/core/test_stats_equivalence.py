@@ -16,7 +16,7 @@ from monitor.core.stats.equivalence import (
     paired_equivalence,
     rank_endpoints,
 )
-from monitor.core.stats.paired import InsufficientDataError, mcnemar_exact
+from monitor.core.stats.paired import InsufficientDataError
 
 
 def binary_pairs(n11: int, n10: int, n01: int, n00: int) -> tuple[list[float], list[float]]:
@@ -32,41 +32,57 @@ pair_tables = st.tuples(*(st.integers(0, 60) for _ in range(4))).filter(lambda t
 class TestBinaryHandComputation:
     """The binary TOST on a small table, computed by hand with SciPy's normal tail."""
 
+    @staticmethod
+    def tango(b: int, c: int, n: int, d0: float) -> float:
+        """Tango's score z for H0: (b - c) / n = d0, written out from the paper's formula."""
+        w = -(b + c) + (2 * n - b + c) * d0
+        q = (-w + math.sqrt(w * w + 8 * n * c * d0 * (1 - d0))) / (4 * n)
+        return (b - c - n * d0) / math.sqrt(n * (2 * q + d0 * (1 - d0)))
+
     def test_small_paired_example(self) -> None:
         """40 pairs, 2 A-only and 3 B-only passes, margin 0.1: every figure by hand."""
         a, b = binary_pairs(30, 2, 3, 5)
         res = binary_equivalence(a, b, margin=0.1, alpha=0.05)
-        # Agresti-Min: add 1/2 to each cell, so 42 pairs, discordant 2.5 and 3.5
-        centre = (3.5 - 2.5) / 42
-        se = math.sqrt((6.0 / 42 - centre**2) / 42)
         assert res.n == 40
         assert (res.a_only, res.b_only) == (2, 3)
         assert res.difference == pytest.approx(1 / 40)
         assert res.mean_a == pytest.approx(32 / 40)
         assert res.mean_b == pytest.approx(33 / 40)
-        assert res.p_lower == pytest.approx(scipy.stats.norm.sf((centre + 0.1) / se))
-        assert res.p_upper == pytest.approx(scipy.stats.norm.sf((0.1 - centre) / se))
-        # se = 0.05821: the upper test gives p = 0.0953, not equivalent at 5%
-        assert se == pytest.approx(0.05821, abs=1e-5)
-        assert res.p_upper == pytest.approx(0.0953, abs=1e-4)
+        # d0 = +0.1: W = -5 + 79 * 0.1 = 2.9, q = (-2.9 + sqrt(2.9^2 + 57.6)) / 160
+        q = (-2.9 + math.sqrt(2.9**2 + 8 * 40 * 2 * 0.1 * 0.9)) / 160
+        assert q == pytest.approx(0.032654, abs=1e-6)
+        z_upper = (3 - 2 - 4) / math.sqrt(40 * (2 * q + 0.09))
+        assert z_upper == pytest.approx(-1.2036, abs=1e-4)
+        assert res.p_upper == pytest.approx(scipy.stats.norm.cdf(z_upper))
+        assert res.p_upper == pytest.approx(0.1144, abs=1e-4)
+        # d0 = -0.1: z = 1.8967, p- = 0.0289
+        assert res.p_lower == pytest.approx(scipy.stats.norm.sf(self.tango(3, 2, 40, -0.1)))
+        assert res.p_lower == pytest.approx(0.0289, abs=1e-4)
         assert not res.equivalent
         assert res.p_value == pytest.approx(scipy.stats.binomtest(2, 5, 0.5).pvalue)
-        z = scipy.stats.norm.ppf(0.95)
-        assert res.equivalence_ci == pytest.approx((centre - z * se, centre + z * se))
-        z2 = scipy.stats.norm.ppf(0.975)
-        assert res.ci == pytest.approx((centre - z2 * se, centre + z2 * se))
         assert res.outcome == "inconclusive"
 
     def test_the_same_table_is_equivalent_with_a_wider_margin(self) -> None:
-        """At margin 0.15 the same 40 pairs are within the margin (p = 0.0151, hand value)."""
+        """At margin 0.15 the same 40 pairs are within the margin (p+ = 0.0325, by hand)."""
         a, b = binary_pairs(30, 2, 3, 5)
         res = binary_equivalence(a, b, margin=0.15)
-        centre = 1 / 42
-        se = math.sqrt((6.0 / 42 - centre**2) / 42)
-        assert res.p_equivalence == pytest.approx(scipy.stats.norm.sf((0.15 - centre) / se))
-        assert res.p_equivalence == pytest.approx(0.0151, abs=1e-4)
+        assert res.p_upper == pytest.approx(scipy.stats.norm.cdf(self.tango(3, 2, 40, 0.15)))
+        assert res.p_equivalence == pytest.approx(0.0325, abs=1e-4)
         assert res.equivalent
         assert res.outcome == "equivalent"
+
+    def test_intervals_invert_the_test(self) -> None:
+        """At each end of the 90% interval the score z is exactly the 95% quantile."""
+        a, b = binary_pairs(30, 2, 3, 5)
+        lo, hi = binary_equivalence(a, b, margin=0.1).equivalence_ci
+        z = scipy.stats.norm.ppf(0.95)
+        assert self.tango(3, 2, 40, lo) == pytest.approx(z, abs=1e-6)
+        assert self.tango(3, 2, 40, hi) == pytest.approx(-z, abs=1e-6)
+        assert lo < 1 / 40 < hi
+
+    def test_no_discordant_pair_is_mcnemar_at_zero(self) -> None:
+        """At d0 = 0 the score z is McNemar's (b - c) / sqrt(b + c)."""
+        assert self.tango(9, 4, 100, 0.0) == pytest.approx(5 / math.sqrt(13))
 
     def test_no_flips_on_few_items_is_not_equivalent_by_accident(self) -> None:
         """Ten identical pairs do not prove a 1-point margin: the adjusted interval has a width."""
@@ -87,11 +103,6 @@ class TestBinaryHandComputation:
         res = binary_equivalence(a, b, margin=0.01)
         assert res.outcome == "b_worse"
         assert res.ci[1] < 0
-
-    def test_ci_equals_mcnemar_exact_interval(self) -> None:
-        """The reported CI is the Agresti-Min interval of the McNemar test (one interval)."""
-        a, b = binary_pairs(50, 7, 3, 40)
-        assert binary_equivalence(a, b, margin=0.05).ci == mcnemar_exact(7, 3, 100).effect_ci
 
 
 class TestContinuousHandComputation:
@@ -279,3 +290,46 @@ class TestLeaderboard:
         assert sorted(e.name for e in board) == sorted(scores)
         reversed_board = rank_endpoints(dict(reversed(list(scores.items()))), margin=margin)
         assert [(e.name, e.tier) for e in reversed_board] == [(e.name, e.tier) for e in board]
+
+
+class TestErrorRates:
+    """Seeded simulations: the TOST's chance of a false "equivalent" stays at alpha."""
+
+    @pytest.mark.parametrize(
+        ("n", "discordant"), [(100, 0.05), (200, 0.02), (500, 0.03), (1000, 0.1), (2000, 0.02)]
+    )
+    def test_binary_at_the_margin(self, n: int, discordant: float) -> None:
+        """With the true difference exactly at the margin, "equivalent" at most ~5% of runs."""
+        rng = np.random.default_rng(n)
+        margin = 0.02
+        p10 = (discordant - margin) / 2  # P(A passes, B fails); B - A = p01 - p10 = margin
+        p01 = p10 + margin
+        reps, hits = 2000, 0
+        for _ in range(reps):
+            cell = rng.choice(4, size=n, p=[p10, p01, 0.6, 1 - 0.6 - p10 - p01])
+            a = np.isin(cell, (0, 2)).astype(float)
+            b = np.isin(cell, (1, 2)).astype(float)
+            hits += binary_equivalence(a, b, margin=margin).equivalent
+        # 5% plus three binomial standard errors of the simulation
+        assert hits / reps <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / reps)
+
+    def test_binary_power_when_identical(self) -> None:
+        """1,000 items with 2% discordant pairs each way: equivalence within 2 points is shown."""
+        rng = np.random.default_rng(7)
+        hits = 0
+        for _ in range(500):
+            cell = rng.choice(4, size=1000, p=[0.02, 0.02, 0.7, 0.26])
+            a = np.isin(cell, (0, 2)).astype(float)
+            b = np.isin(cell, (1, 2)).astype(float)
+            hits += binary_equivalence(a, b, margin=0.02).equivalent
+        assert hits / 500 > 0.8
+
+    def test_continuous_at_the_margin(self) -> None:
+        """Paired continuous scores shifted by exactly the margin: "equivalent" ~5% at most."""
+        rng = np.random.default_rng(11)
+        reps, hits = 2000, 0
+        for _ in range(reps):
+            a = rng.uniform(0.3, 0.9, 100)
+            b = a + 0.05 + rng.normal(0, 0.1, 100)
+            hits += continuous_equivalence(a, b, margin=0.05).equivalent
+        assert hits / reps <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / reps)
