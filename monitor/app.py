@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from monitor.benchmarks import load_benchmark
 from monitor.benchmarks.cache import BenchmarkCache
 from monitor.clock import utc_now
-from monitor.config import Settings, load_settings
+from monitor.config import Settings, check_body_templates, load_settings
 from monitor.core.model import Benchmark
 from monitor.endpoints import HttpClient, build_endpoint, check_endpoints
 from monitor.judge import StoreJudge
@@ -58,7 +58,9 @@ def check_config(settings: Settings) -> list[Benchmark]:
 
     check_schedules(settings)
     check_endpoints(settings)
-    return [load_benchmark(b) for b in settings.benchmarks]
+    benches = [load_benchmark(b) for b in settings.benchmarks]
+    check_body_templates(settings, benches)  # http-json bodies over the first items, capped
+    return benches
 
 
 def validate(settings: Settings) -> None:
