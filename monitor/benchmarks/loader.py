@@ -96,6 +96,7 @@ class _Templates:
 
 def _load(settings: BenchmarkSettings) -> Benchmark:
     path = Path(settings.data)
+    _check_regular(path)
     templates = _compile_templates(settings)
     records = _read_records(path, detect_format(path, settings.format), settings)
     try:
@@ -179,6 +180,16 @@ def _compile_required(settings: BenchmarkSettings, field: str, what: str, source
         raise _field_error(
             settings, field, f"benchmark {settings.name!r}: invalid {what} template: {detail}"
         ) from None
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse a device, pipe or socket as data: `/dev/zero` would be read forever."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # the format's reader names a missing file in its own words
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise BenchmarkError(f"{path}: not a regular file (a device, pipe or socket)")
 
 
 def _read_records(

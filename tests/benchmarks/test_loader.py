@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from monitor.benchmarks import load_benchmark
 from monitor.benchmarks.loader import detect_format
 from monitor.benchmarks.versioning import canonical_json
-from monitor.config import BenchmarkSettings, load_settings
+from monitor.config import BenchmarkSettings, load_settings, parse_settings
 from monitor.core.model import Benchmark, ScorerSpec
 from monitor.errors import BenchmarkError
 
@@ -335,3 +335,13 @@ benchmarks:
         with pytest.raises(BenchmarkError) as info:
             load_benchmark(settings(path))
         assert str(info.value).startswith(f"{path}: cannot read benchmark data")
+
+
+class TestSpecialFiles:
+    def test_a_device_is_refused_not_read_forever(self) -> None:
+        """`data: /dev/zero` is a clear error instead of a check-config that never ends."""
+        cfg = parse_settings(
+            "benchmarks: [{name: b, data: /dev/zero, format: jsonl, scorers: [exact_match]}]\n"
+        )
+        with pytest.raises(BenchmarkError, match="not a regular file"):
+            load_benchmark(cfg.benchmarks[0])
