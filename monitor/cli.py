@@ -291,6 +291,8 @@ def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
             verdict = "-" if v is None else v.verdict.value
             if v is not None and v.effect is not None and v.effect == v.effect:
                 verdict += f" ({v.effect:+.3f}, {_fmt_p(v.p_adjusted)})"
+                if v.detectable_effect is not None and v.detectable_effect == v.detectable_effect:
+                    verdict += f"; detects drops >= {100 * v.detectable_effect:.1f} pts"
             elif v is not None and v.verdict.value in ("insufficient_data", "no_baseline"):
                 verdict += f": {_reason(v.detail)}"
             table.add_row(

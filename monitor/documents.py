@@ -65,6 +65,9 @@ def verdict_document(v: Verdict) -> dict[str, Any]:
         "effect_ci": None
         if v.effect_ci is None
         else [json_float(v.effect_ci[0]), json_float(v.effect_ci[1])],
+        # the smallest drop one run's test could flag at the configured power, at the
+        # baseline's noise: "this benchmark can only detect drops of 4 points here"
+        "detectable_effect": json_float(v.detectable_effect),
         "changed_items": {
             "pass_to_fail": list(v.changed.pass_to_fail),
             "fail_to_pass": list(v.changed.fail_to_pass),
