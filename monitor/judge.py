@@ -215,6 +215,7 @@ class StoreJudge:
                 list(current.latencies),
                 policy,
                 baseline_description=description,
+                lower_is_better=True,  # a faster endpoint is not a warning
             ),
             evaluate_distribution(
                 "output_length_chars",

@@ -185,6 +185,7 @@ class Evaluation:
     baseline_score: float | None = None
     current_score: float | None = None
     effect_exceeds: bool = False  # drift: an effect size is past its threshold
+    lower_is_better: bool = False  # drift: a fall of the signal is good news (latency)
     changed: ChangedItems = field(default_factory=ChangedItems)
     n_items: int = 0
     cusum_previous: float = 0.0  # state passed in
@@ -548,8 +549,11 @@ def evaluate_distribution(
     settings: DriftSettings,
     *,
     baseline_description: str = "",
+    lower_is_better: bool = False,
 ) -> Evaluation:
     """Drift check of a numeric signal (latency, output length): KS + Anderson-Darling.
+
+    With `lower_is_better` (latency), a significant fall is `improved`, not `warn`.
 
     The effect is the shift of the median (current minus baseline) with a
     bootstrap CI; PSI, JS distance and the scaled Wasserstein distance are
@@ -587,6 +591,7 @@ def evaluate_distribution(
         baseline_score=d.baseline_median,
         current_score=d.current_median,
         effect_exceeds=exceeds,
+        lower_is_better=lower_is_better,
         n_items=d.n_current,
         detail=(
             f"KS D={d.ks_statistic:.3f} (p={d.ks_p:.3g}), AD={d.ad_statistic:.2f} "
@@ -741,7 +746,9 @@ def decide(
             )
             continue
         if e.kind == "drift":
-            if pa <= settings.alpha and e.effect_exceeds:
+            if pa <= settings.alpha and e.effect_exceeds and e.lower_is_better and e.effect < 0:
+                kind, why = VerdictKind.IMPROVED, f"improved: p_adj={pa:.3g}, lower than baseline"
+            elif pa <= settings.alpha and e.effect_exceeds:
                 kind, why = VerdictKind.WARN, f"drift: p_adj={pa:.3g} and effect past threshold"
             else:
                 kind, why = VerdictKind.OK, "no material drift"

@@ -81,7 +81,6 @@ def make_eval(p: float, effect: float, **kw: object) -> Evaluation:
     return Evaluation(**fields)  # type: ignore[arg-type]
 
 
-
 def continuous_p(base: npt.NDArray[np.float64], cur: npt.NDArray[np.float64]) -> float:
     """The continuous test's p-value by hand: Bonferroni of Wilcoxon and the mean test.
 
@@ -96,6 +95,7 @@ def continuous_p(base: npt.NDArray[np.float64], cur: npt.NDArray[np.float64]) ->
     scale = means.std(ddof=1) * np.sqrt(1 + 1 / k)
     p_t = scipy.stats.t.cdf((cur.mean() - means.mean()) / scale, k - 1)
     return float(min(1.0, 2 * min(wil, max(p_norm, p_t))))
+
 
 class TestDriftSettings:
     """Settings validation and the derived CUSUM threshold."""
@@ -396,6 +396,26 @@ class TestDriftEvaluations:
         assert ev.effect_ci[0] < ev.effect < ev.effect_ci[1]
         (v,) = decide([ev], SETTINGS, degraded=False)
         assert v.verdict is VerdictKind.WARN
+
+    def test_faster_latency_is_an_improvement_not_a_warning(self) -> None:
+        """Latency halved is `improved` when lower is better; doubled still warns."""
+        rng = np.random.default_rng(0)
+        base = rng.lognormal(-1.0, 0.3, 500).tolist()
+        faster = (0.5 * rng.lognormal(-1.0, 0.3, 200)).tolist()
+        slower = (2 * rng.lognormal(-1.0, 0.3, 200)).tolist()
+        verdicts = [
+            decide(
+                [
+                    evaluate_distribution(
+                        "latency_seconds", base, cur, SETTINGS, lower_is_better=low
+                    )
+                ],
+                SETTINGS,
+                degraded=False,
+            )[0].verdict
+            for cur, low in ((faster, True), (slower, True), (faster, False))
+        ]
+        assert verdicts == [VerdictKind.IMPROVED, VerdictKind.WARN, VerdictKind.WARN]
 
     def test_same_distribution_ok(self) -> None:
         """An unchanged latency distribution is ok."""
