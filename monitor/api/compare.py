@@ -1,6 +1,7 @@
 """Model selection: two endpoints (or two runs) compared on paired items, and the leaderboard.
 
-`GET /api/v1/compare` and `GET /api/v1/leaderboard`; `monitor compare --endpoints` and
+`GET /api/v1/compare` (two endpoints), `GET /api/v1/compare/runs` (two runs) and
+`GET /api/v1/leaderboard`; `monitor compare --endpoints` and
 `monitor leaderboard` print the same documents, and the compare page renders them.
 
 Pairs: the latest succeeded run of each endpoint on the same benchmark version (the
@@ -231,7 +232,6 @@ Margin = Annotated[float, Query(gt=0.0, le=1.0)]
 Alpha = Annotated[float, Query(gt=0.0, lt=0.5)]
 Name = Annotated[str, Query(pattern=NAME)]
 OptionalName = Annotated[str | None, Query(pattern=NAME)]
-OptionalRun = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 def runs_to_compare(store: SqlStore, run_a: int, run_b: int) -> tuple[Run, Run]:
@@ -249,35 +249,46 @@ def runs_to_compare(store: SqlStore, run_a: int, run_b: int) -> tuple[Run, Run]:
 async def compare(
     db: Store,
     *,
-    benchmark: OptionalName = None,
-    a: OptionalName = None,
-    b: OptionalName = None,
-    run_a: OptionalRun = None,
-    run_b: OptionalRun = None,
+    benchmark: Name,
+    a: Name,
+    b: Name,
     margin: Margin = DEFAULT_MARGIN,
     alpha: Alpha = 0.05,
     scorer: OptionalName = None,
 ) -> dict[str, Any]:
-    """Endpoint `b` against endpoint `a` on `benchmark`, or run `run_b` against `run_a`:
-    the paired difference with its CI, the difference test and the equivalence verdict."""
-    if run_a is not None and run_b is not None:
-        ids = (run_a, run_b)
+    """Endpoint `b` against endpoint `a` on their latest succeeded runs of one version of
+    `benchmark`: the paired difference with its CI, the difference test and the
+    equivalence verdict."""
 
-        def read() -> dict[str, Any]:
-            ra, rb = runs_to_compare(db, *ids)
-            return compare_runs(db, ra, rb, margin=margin, scorer=scorer, alpha=alpha)
+    def read() -> dict[str, Any]:
+        return compare_endpoints(
+            db, benchmark=benchmark, a=a, b=b, margin=margin, scorer=scorer, alpha=alpha
+        )
 
-    elif benchmark is not None and a is not None and b is not None:
-        names = (benchmark, a, b)
+    try:
+        return await asyncio.to_thread(read)
+    except ComparisonError as exc:
+        raise HTTPException(404, str(exc)) from exc
 
-        def read() -> dict[str, Any]:
-            bench, first, second = names
-            return compare_endpoints(
-                db, benchmark=bench, a=first, b=second, margin=margin, scorer=scorer, alpha=alpha
-            )
 
-    else:
-        raise HTTPException(422, "give benchmark, a and b, or run_a and run_b")
+RequiredRun = Annotated[int, Query(ge=1, le=MAX_ID)]
+
+
+@router.get("/compare/runs", responses=problems(404, 422, 503))
+async def compare_two_runs(
+    db: Store,
+    *,
+    run_a: RequiredRun,
+    run_b: RequiredRun,
+    margin: Margin = DEFAULT_MARGIN,
+    alpha: Alpha = 0.05,
+    scorer: OptionalName = None,
+) -> dict[str, Any]:
+    """Run `run_b` against run `run_a` (both succeeded), paired by item key."""
+
+    def read() -> dict[str, Any]:
+        ra, rb = runs_to_compare(db, run_a, run_b)
+        return compare_runs(db, ra, rb, margin=margin, scorer=scorer, alpha=alpha)
 
     try:
         return await asyncio.to_thread(read)

@@ -135,7 +135,7 @@ class TestPages:
         runs = get_json(live, "/api/v1/runs?monitor=qa&limit=4")["runs"]
         a = next(r["id"] for r in runs[1:] if r["endpoint"] == "ep-a")
         b = next(r["id"] for r in runs if r["endpoint"] == "ep-b")
-        api = get_json(live, f"/api/v1/compare?run_a={a}&run_b={b}&margin=0.05")
+        api = get_json(live, f"/api/v1/compare/runs?run_a={a}&run_b={b}&margin=0.05")
         assert api["scorers"]["exact_match"]["comparison"]["outcome"] == "equivalent"
         assert visit(browser, f"{live.url}/ui/compare?run_a={a}&run_b={b}&margin=0.05") == []
         assert "Practically equivalent" in by_css(browser, "p.outcome")[0].text
