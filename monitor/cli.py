@@ -475,6 +475,10 @@ def _margin(args: argparse.Namespace) -> float:
     return float(margin)
 
 
+def _points(margin: float) -> str:
+    return f"{100 * margin:g} point" + ("" if math.isclose(margin, 0.01) else "s")
+
+
 def _pct(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{100 * value:+.{digits}f}"
 
@@ -504,10 +508,10 @@ def _compare_endpoints(args: argparse.Namespace) -> int:
     print(
         f"{args.benchmark} (version {report['benchmark_version'][:12]}): "
         f"{rb['endpoint']} (run {rb['run_id']}) against {ra['endpoint']} (run {ra['run_id']}), "
-        f"margin {100 * margin:g} points"
+        f"margin {_points(margin)}"
     )
     words = {
-        "equivalent": f"practically equivalent (within {100 * margin:g} points)",
+        "equivalent": f"practically equivalent (within {_points(margin)})",
         "b_better": f"{rb['endpoint']} is better",
         "b_worse": f"{rb['endpoint']} is worse",
         "inconclusive": "inconclusive: neither a difference nor equivalence is shown",
@@ -555,7 +559,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     table = Table(
         title=f"{args.benchmark} ({board['scorer']}, version {board['benchmark_version'][:12]})",
         caption=f"a new tier starts only where the difference is outside the noise; "
-        f"margin {100 * margin:g} points",
+        f"margin {_points(margin)}",
     )
     for col in ("tier", "endpoint", "score", "items", "run", "against the tier's leader"):
         table.add_column(col)
