@@ -61,6 +61,10 @@ def test_model_selection_block_runs_as_printed(tmp_path: Path) -> None:
     assert done.returncode == 0, out + done.stderr
     assert "practically equivalent (within 5 points)" in out
     assert "candidate is worse" in out
+    # the figures the README quotes (the simulated models are deterministic)
+    assert "p = 0.0378 -> practically equivalent" in out
+    assert "difference -25.0 points [-37.2, -15.8]" in out
+    assert "mcnemar_exact: p = 0.0001" in out
     tiers = re.findall(r"│ (\d)\s+│ (\S+)\s+│", out)
     assert ("1", "prod") in tiers
     assert ("1", "prod-b") in tiers
