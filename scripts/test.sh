@@ -76,6 +76,8 @@ step "pytest"
 # --- the chaos suite restarts the shared PostgreSQL, so it runs alone, serially, last
 # (tests/hardening/test_chaos.py; figures in docs/operations.md, "Chaos suite")
 step "pytest: chaos suite"
+# chaos tests live in tests/hardening: collecting only there saves ~15 s of a full collection
+[ $# -gt 0 ] || set -- tests/hardening
 rc=0
 .venv/bin/python -m pytest -m chaos "$@" || rc=$?
 [ "$rc" -eq 0 ] || [ "$rc" -eq 5 ] || exit "$rc"  # 5: the arguments selected no chaos test

@@ -15,6 +15,8 @@ import itertools
 import json
 import os
 import random
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -25,7 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from tests.conftest import PG
+from tests.conftest import PG, cluster, pg_up
 from tests.daemon.harness import Daemon, Simulator, free_port, write_config
 
 # A run of 60 items at 0.1 s with 4 workers takes ~1.5 s of every 2 s: a fault at a
@@ -121,6 +123,40 @@ def pg_answers(url: str) -> bool:
     except psycopg.OperationalError:
         return False
     return True
+
+
+def start_server() -> None:
+    """`pg_ctlcluster start`, content when the server is up already: another test
+    session's clean-up (tests/conftest.py, `pg_database`) may have started it first."""
+    try:
+        cluster("start")
+    except subprocess.CalledProcessError:
+        if not pg_up():
+            raise
+
+
+class AnswerWatch:
+    """Records the first moment the database accepts a connection again (polled every
+    20 ms in a thread while the test restarts the server, which can take seconds)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.at: float | None = None
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if pg_answers(self.url):
+                self.at = time.time()
+                return
+            time.sleep(0.02)
+
+    def wait(self) -> float:
+        self._thread.join(61)
+        assert self.at is not None, "the database did not answer within 60 s"
+        return self.at
 
 
 def admin(statement: sql.Composable | str, *args: object) -> None:
@@ -244,6 +280,21 @@ class Cluster:
             "the schedule back",
         )
         fault.back_s = first.started - fault.answered
+
+    def settled(self, cut: RunRow, timeout: float = 30.0) -> None:
+        """If `cut` was cut short, wait until its re-run has finished, so that the next
+        fault does not land in the re-run itself."""
+        row = next((r for r in runs(self.url) if r.id == cut.id), None)
+        if row is None or row.status != "aborted":
+            return
+        wait_until(
+            lambda: any(
+                r.trigger == "rerun" and r.id > cut.id and r.status != "running"
+                for r in runs(self.url)
+            ),
+            timeout,
+            f"the re-run of run {cut.id}",
+        )
 
     def stop(self) -> list[int]:
         """SIGTERM every replica still up; their in-flight runs finish (grace 30 s)."""

@@ -22,13 +22,14 @@ from psycopg import sql
 from tests.conftest import cluster
 from tests.daemon.harness import Daemon
 from tests.hardening.chaos import (
+    AnswerWatch,
     Cluster,
     Fault,
     Report,
     admin,
-    pg_answers,
     random_pause,
     runs,
+    start_server,
     terminate_sessions,
     wait_until,
 )
@@ -47,6 +48,7 @@ def check(report: Report, *, exits: int = 0, within: float = BACK_WITHIN_S) -> N
     assert report.duplicated_items == 0, report
     assert report.overlapping_runs == 0, report
     assert report.lost == 0, report
+    assert report.reruns == report.cut_short, report  # each cut-short run re-run once
     assert report.back_s, report
     assert max(report.back_s) <= within, report
 
@@ -63,19 +65,22 @@ class TestPostgresRestarts:
         faults: list[Fault] = []
         try:
             wait_until(c.leader, 30, "a leader")
-            after = 0.0
+            after = time.time()
+            if replicas == 1:  # the realistic case: a leader that has led for a while
+                wait_until(lambda: time.time() - after >= 10.0, 15, "10 s of leading")
             for _ in range(RESTARTS):
                 cut = c.wait_run(after)
                 random_pause(rng)
                 began = time.time()
                 cluster("stop")
                 time.sleep(DOWN_S)
-                cluster("start")
-                wait_until(lambda: pg_answers(pg_database), 30, "PostgreSQL")
-                fault = Fault(began, time.time(), cut.id)
+                watch = AnswerWatch(pg_database)
+                start_server()
+                fault = Fault(began, watch.wait(), cut.id)
                 c.back(fault)
                 faults.append(fault)
-                after = fault.answered
+                c.settled(cut)
+                after = time.time()
                 if c.exits() == 0:
                     report.survived += 1
             time.sleep(3 * 2.0)  # the last re-run finishes
@@ -115,7 +120,7 @@ class TestPausedLeader:
                 c.back(fault)
             finally:
                 old.signal(signal.SIGCONT)
-            time.sleep(6.0)  # the old leader runs on: its workers, its lock check
+            time.sleep(4.0)  # the old leader runs on: its workers, its lock check
             rows = {r.id: r for r in runs(pg_database)}
             assert rows[cut.id].status == "aborted", rows[cut.id]
             assert rows[cut.id].reason == "leadership_lost"
@@ -171,8 +176,8 @@ class TestKilledLeader:
         self, tmp_path: Path, pg_database: str, daemons: list[Daemon]
     ) -> None:
         """A SIGKILLed leader's run is aborted and re-run by the next leader."""
-        c = Cluster(tmp_path, pg_database, 3, daemons)
-        report = Report("SIGKILL of the leader mid-run", 3)
+        c = Cluster(tmp_path, pg_database, 2, daemons)
+        report = Report("SIGKILL of the leader mid-run", 2)
         try:
             old = wait_until(c.leader, 30, "a leader")
             cut = c.wait_run()
@@ -186,5 +191,5 @@ class TestKilledLeader:
         finally:
             codes = c.stop()
         report.finish(pg_database, [fault], c.replicas)
-        assert codes.count(0) == 2, list(c.logs())
+        assert codes.count(0) == 1, list(c.logs())
         check(report)

@@ -21,15 +21,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 ITEMS = 300
 
 
-def restart_cluster(_database: str) -> None:
-    """`pg_ctlcluster stop -m fast`, 3 s, `start`: every database goes away."""
-    cluster("stop")
-    try:
-        time.sleep(3.0)
-    finally:
-        cluster("start")
-
-
 def cut_off_database(database: str) -> None:
     """This database alone refuses connections for 3 s and loses every session: what
     its clients see of a restart, without disturbing the other databases."""
@@ -95,13 +86,10 @@ class TestPostgresRestart:
 
 
 class TestLeaderSurvives:
-    @pytest.mark.parametrize(
-        "outage",
-        [
-            pytest.param(restart_cluster, id="cluster-restart", marks=pytest.mark.chaos),
-            pytest.param(cut_off_database, id="database-cut-off"),
-        ],
-    )
+    # The database is cut off rather than the server restarted, so that this runs in the
+    # main suite; the chaos suite (test_chaos.py) restarts the server under a leader of
+    # 10 s ten times. This test failed on the code before #19: the daemon exited with 75.
+    @pytest.mark.parametrize("outage", [pytest.param(cut_off_database, id="database-cut-off")])
     def test_leader_of_10_s_survives_and_reruns_its_run_once(
         self,
         outage: Callable[[str], None],
