@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
@@ -157,4 +157,22 @@ def create_engine(url: str | URL) -> Engine:
         pg_args["application_name"] = "monitor"
     if "connect_timeout" not in parsed.query:
         pg_args["connect_timeout"] = 10
-    return sa.create_engine(parsed, connect_args=pg_args, pool_pre_ping=True, **common)
+    engine = sa.create_engine(parsed, connect_args=pg_args, pool_pre_ping=True, **common)
+    sa.event.listen(engine, "handle_error", _read_only_is_a_disconnect)
+    return engine
+
+
+_READ_ONLY_SQL_TRANSACTION = "25006"
+
+
+def _read_only_is_a_disconnect(context: ExceptionContext) -> None:
+    """Drop a connection that a write found read-only (SQLSTATE 25006).
+
+    A session takes `default_transaction_read_only` when it connects: during a failover to
+    a replica, or while a disk-full database is set read-only, every pooled connection
+    opened then stays read-only after the database is writable again, and each write of
+    the run would keep failing. Treated as a disconnect, the connection is discarded and
+    the store's retry gets a fresh session.
+    """
+    if getattr(context.original_exception, "sqlstate", None) == _READ_ONLY_SQL_TRANSACTION:
+        context.is_disconnect = True
