@@ -29,16 +29,16 @@ from monitor.log import redactor
 from monitor.ports import AlertSink, Clock, EndpointFactory, LeaderLock, RunMetrics
 from monitor.runner import Runner
 from monitor.service import RunService
-from monitor.storage import SqlStore, open_store
 
 if TYPE_CHECKING:  # the service's modules (FastAPI, APScheduler, ...) load in build_daemon
     from monitor.daemon import Daemon
     from monitor.leadership import Leadership
     from monitor.notify import Notifier
+    from monitor.storage import SqlStore
 
-# `monitor run` must start fast (docs/performance.md, "Start-up"): the daemon's adapters
-# are imported only by `build_daemon`, and `check_schedules` (APScheduler) only by the
-# config check.
+# Commands must start fast (docs/performance.md, "Start-up"): the daemon's adapters are
+# imported only by `build_daemon`, `check_schedules` (APScheduler) only by the config
+# check, and the store (SQLAlchemy, ~0.35 s) only by commands that open it.
 
 __all__ = [
     "build_daemon",
@@ -79,6 +79,8 @@ def load_checked_settings(path: str | Path) -> Settings:
 
 def open_settings_store(settings: Settings) -> SqlStore:
     """Open (and migrate) the configured database."""
+    from monitor.storage import open_store  # noqa: PLC0415 - check-config needs no SQL
+
     return open_store(settings.storage.url)
 
 
@@ -147,6 +149,7 @@ def build_daemon(
     from monitor.metrics import Metrics  # noqa: PLC0415
     from monitor.notify import AlertService, Notifier  # noqa: PLC0415
     from monitor.scheduling import Scheduler  # noqa: PLC0415
+    from monitor.storage import open_store  # noqa: PLC0415
     from monitor.storage.alerts import SqlAlertStore  # noqa: PLC0415
     from monitor.storage.engine import create_engine  # noqa: PLC0415
     from monitor.storage.lockfile import SqliteLock  # noqa: PLC0415
