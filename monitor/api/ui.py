@@ -36,9 +36,10 @@ from monitor.api.compare import (
     leaderboard,
     runs_to_compare,
 )
-from monitor.api.deps import MAX_ID, NAME, DaemonView
+from monitor.api.deps import MAX_ID, NAME, Daemon, DaemonView, Store
 from monitor.core.model import ItemResult, Run, RunStatus, ScoreSummary, Verdict, VerdictKind
 from monitor.storage import SqlStore
+from monitor.storage.repository import VERDICT_SEVERITY
 
 __all__ = ["CSP", "LoginRequiredError", "diff_segments", "login_required", "router", "trend_chart"]
 
@@ -128,20 +129,6 @@ UiAuth = Annotated[None, Depends(_ui_auth)]
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
-def _daemon(request: Request) -> DaemonView:
-    daemon: DaemonView = request.app.state.daemon
-    return daemon
-
-
-def _store(request: Request) -> SqlStore:
-    store: SqlStore | None = getattr(request.app.state.daemon, "store", None)
-    if store is None:
-        raise HTTPException(503, "store not open")
-    return store
-
-
-Daemon = Annotated[DaemonView, Depends(_daemon)]
-Store = Annotated[SqlStore, Depends(_store)]
 PageName = Annotated[str, PathParam(pattern=NAME)]
 OptName = Annotated[str | None, Query(pattern=NAME)]
 
@@ -477,15 +464,7 @@ def overview_cells(
     return cells
 
 
-_ORDER = [
-    VerdictKind.REGRESSED,
-    VerdictKind.DEGRADED,
-    VerdictKind.WARN,
-    VerdictKind.INSUFFICIENT_DATA,
-    VerdictKind.NO_BASELINE,
-    VerdictKind.IMPROVED,
-    VerdictKind.OK,
-]
+_ORDER = list(VERDICT_SEVERITY)  # worst first, as the store ranks `run.judged`
 
 
 def _worst(kinds: Iterable[VerdictKind]) -> str:
