@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psycopg
@@ -18,7 +18,7 @@ import pytest
 from psycopg import sql
 
 from tests.daemon.harness import Daemon, Simulator
-from tests.fakes import RecordingSleep
+from tests.fakes import RecordingReceiver, RecordingSleep
 
 
 @pytest.fixture
@@ -44,6 +44,15 @@ def daemons() -> Iterator[list[Daemon]]:
     yield started
     for d in started:
         d.kill()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[RecordingReceiver]:
+    """A running recording receiver, stopped after the test."""
+    server = RecordingReceiver()
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture

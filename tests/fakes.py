@@ -7,10 +7,16 @@ SQLite or PostgreSQL, a loopback HTTP server) use the real one instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from monitor.core.alerts import Alert, AlertState
 from monitor.core.model import (
@@ -219,3 +225,82 @@ class ScriptedLock:
     def release(self) -> None:
         self.released += 1
         self.held = False
+
+
+@dataclass
+class Posted:
+    """One request the receiver got."""
+
+    method: str
+    path: str
+    query: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Answer:
+    """One scripted answer."""
+
+    status: int = 200
+    body: bytes = b"{}"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class RecordingReceiver:
+    """A loopback HTTP server that records every request and answers as scripted."""
+
+    def __init__(self) -> None:
+        self.posts: list[Posted] = []
+        self._script: list[Answer] = []
+        self._release = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def respond(self, status: int = 200, **answer: Any) -> None:
+        """Queue one answer; the last queued answer repeats."""
+        self._script.append(Answer(status=status, **answer))
+
+    def always(self, status: int = 200, **answer: Any) -> None:
+        """Drop the queued answers and give this one from now on."""
+        self._script = [Answer(status=status, **answer)]
+
+    def on(self, path: str) -> list[Posted]:
+        """The requests that reached `path`."""
+        return [p for p in self.posts if p.path == path]
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        self._release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.posts.append(
+            Posted(
+                request.method,
+                request.path,
+                request.query_string,
+                request.headers,
+                await request.read(),
+            )
+        )
+        answer = Answer()
+        if self._script:
+            answer = self._script.pop(0) if len(self._script) > 1 else self._script[0]
+        if answer.delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._release.wait(), answer.delay)
+        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)

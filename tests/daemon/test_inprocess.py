@@ -28,8 +28,13 @@ from monitor.daemon import Daemon
 from monitor.notify import Notifier
 from monitor.ports import EndpointClient
 from monitor.scheduling import RunSpec, fire
-from tests.fakes import ManualClock, RecordingSleep, ScriptedEndpoint, ScriptedLock
-from tests.notify.conftest import RecordingReceiver
+from tests.fakes import (
+    ManualClock,
+    RecordingReceiver,
+    RecordingSleep,
+    ScriptedEndpoint,
+    ScriptedLock,
+)
 
 N = 200
 ALWAYS_WRONG = {f"i{k}": "no" for k in range(0, N, 10)}  # a 90% model: scores can vary
@@ -91,15 +96,6 @@ class Harness:
             notifier=notifier,
             **kw,
         )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[RecordingReceiver]:
-    """A loopback webhook receiver."""
-    server = RecordingReceiver()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from monitor.daemon import Daemon
 from monitor.scheduling import RunSpec
 from tests.daemon.test_inprocess import Harness
-from tests.notify.conftest import RecordingReceiver
+from tests.fakes import RecordingReceiver
 
 
 @pytest.fixture

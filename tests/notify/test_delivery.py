@@ -25,10 +25,9 @@ from monitor.notify import (
     webhook_payload,
 )
 from monitor.notify.base import parse_retry_after
-from tests.fakes import RecordingSleep
+from tests.fakes import RecordingReceiver, RecordingSleep
 from tests.notify.conftest import (
     T0,
-    RecordingReceiver,
     firing_message,
     resolved_message,
 )

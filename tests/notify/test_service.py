@@ -21,11 +21,10 @@ from monitor.storage import open_store
 from monitor.storage import tables as t
 from monitor.storage.alerts import STREAK_KEY, SqlAlertStore
 from monitor.storage.engine import create_engine
-from tests.fakes import MemoryAlertStore
+from tests.fakes import MemoryAlertStore, RecordingReceiver
 from tests.notify.conftest import (
     REGRESSION_FP,
     T0,
-    RecordingReceiver,
     make_run,
     make_settings,
     make_verdict,
