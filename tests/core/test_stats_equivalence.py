@@ -333,3 +333,12 @@ class TestErrorRates:
             b = a + 0.05 + rng.normal(0, 0.1, 100)
             hits += continuous_equivalence(a, b, margin=0.05).equivalent
         assert hits / reps <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / reps)
+
+
+class TestEdges:
+    def test_every_discordant_pair_one_way_has_an_interval(self) -> None:
+        """All 13 pairs going one way: the interval reaches the boundary without a
+        math domain error (Hypothesis found the rounding at d0 -> -1)."""
+        result = binary_equivalence([1] * 13, [0] * 13, margin=0.05)
+        assert not result.equivalent
+        assert result.ci[0] < -0.7

@@ -150,7 +150,9 @@ def _one_sided(
 def _tango_z(plus: int, minus: int, n: int, d0: float) -> float:
     """Tango's score statistic for H0: (plus - minus) / n = d0, with -1 < d0 < 1."""
     w = -(plus + minus) + (2 * n - plus + minus) * d0
-    q = (-w + math.sqrt(w * w + 8 * n * minus * d0 * (1 - d0))) / (4 * n)
+    # the discriminant is >= 0 in exact arithmetic; at d0 -> -1 with every discordant
+    # pair one way it rounds to a tiny negative number (found by Hypothesis)
+    q = (-w + math.sqrt(max(0.0, w * w + 8 * n * minus * d0 * (1 - d0)))) / (4 * n)
     var = n * (2 * q + d0 * (1 - d0))
     diff = plus - minus - n * d0
     if var <= 0.0:  # only at d0 = 0 with no discordant pair: no evidence either way
