@@ -458,7 +458,7 @@ def _item_splits(store: Any, runs: Sequence[Any]) -> dict[str, str | None]:
     """Item key -> split value, over the benchmark versions of `runs`."""
     out: dict[str, str | None] = {}
     for bench, version in {(r.benchmark, r.benchmark_version) for r in runs}:
-        out.update({k: i.split for k, i in store.benchmark_items(bench, version).items()})
+        out.update({k: i.split for k, i in store.items_by_key(bench, version).items()})
     return out
 
 

@@ -74,7 +74,7 @@ async def run_items(
             keys = flips["keys"]
             items = [i for i in items if i.item_key in keys]
         page = items[offset : offset + limit]
-        stored = db.benchmark_items(
+        stored = db.items_by_key(
             found.benchmark, found.benchmark_version, [i.item_key for i in page]
         )
         return {

@@ -391,33 +391,6 @@ class SqlStore(EngineAccess):
                     [{"benchmark_version_id": version_id, **row} for row in items],
                 )
 
-    def benchmark_items(
-        self, benchmark: str, version: str, keys: Sequence[str] | None = None
-    ) -> dict[str, Item]:
-        """Stored items of one benchmark version (all, or those with these keys): their
-        fields, reference and split, as the run that used them saw them."""
-        bv = t.benchmark_version.c
-        query = (
-            sa.select(t.item.c.item_key, t.item.c.fields, t.item.c.reference, t.item.c.split)
-            .join(t.benchmark_version, t.item.c.benchmark_version_id == bv.id)
-            .where(bv.name == benchmark, bv.version == version)
-        )
-        found: dict[str, Item] = {}
-        with self._read(f"read items of benchmark {benchmark!r}") as conn:
-            wanted = None if keys is None else list(dict.fromkeys(keys))
-            chunks = (
-                [None]
-                if wanted is None
-                else [wanted[i : i + _IN_CHUNK] for i in range(0, len(wanted), _IN_CHUNK)]
-            )
-            for chunk in chunks:
-                q = query if chunk is None else query.where(t.item.c.item_key.in_(chunk))
-                for key, fields, reference, split in conn.execute(q):
-                    found[key] = Item(
-                        key=key, fields=fields or {}, reference=reference, split=split
-                    )
-        return found
-
     def save_endpoint(self, name: str, config_hash: str, now: datetime) -> None:
         """Insert or update an endpoint's configuration hash."""
         stmt = self._insert(t.endpoint).values(name=name, config_hash=config_hash, updated_at=now)
