@@ -18,9 +18,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.api import create_api
 from monitor.app import build_daemon
 from monitor.config import EndpointSettings, load_settings
 from monitor.core.model import RunStatus
@@ -320,3 +322,20 @@ class TestLeadershipLoss:
                 await until(lambda: built.leader)
         finally:
             close()
+
+
+class TestItemsApi:
+    async def test_items_carry_their_input_reference_and_split(
+        self, daemon: Daemon, harness: Harness
+    ) -> None:
+        """`GET /api/v1/runs/{id}/items` shows each item's stored input and reference."""
+        await fire_and_wait(daemon)
+        (run,) = daemon.store.list_runs()
+        transport = httpx.ASGITransport(app=create_api(daemon))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            answer = await client.get(f"/api/v1/runs/{run.id}/items", params={"limit": 3})
+        assert answer.status_code == 200
+        first = answer.json()["items"][0]
+        assert first["input"]["text"] == f"q{first['item_key'][1:]}"  # items.jsonl: i<k> -> q<k>
+        assert first["reference"] == "yes"
+        assert first["split"] is None
