@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 
 from monitor.api.ui import CSP
 from tests.ui.conftest import RUNS, XSS, LiveDaemon
@@ -217,6 +218,7 @@ class TestAuth:
         assert "Sign in" in browser.title
         by_css(browser, 'input[name="token"]')[0].send_keys("t0ken")
         by_css(browser, 'button[type="submit"]')[0].click()
-        assert browser.title.startswith("Overview")
+        # A click returns before the posted form's redirect has loaded: wait for it.
+        WebDriverWait(browser, 10).until(lambda b: b.title.startswith("Overview"))
         assert by_css(browser, "tr.pair")
         browser.delete_all_cookies()
