@@ -93,12 +93,15 @@ def field_config(
     minimum: float | None = None,
     maximum: float | None = None,
     overrides: list[Json] | None = None,
+    links: list[Json] | None = None,
 ) -> Json:
     defaults: Json = {"color": {"mode": color}}
     if custom is not None:
         defaults["custom"] = custom
     if decimals is not None:
         defaults["decimals"] = decimals
+    if links:
+        defaults["links"] = links
     defaults["mappings"] = mappings or []
     if maximum is not None:
         defaults["max"] = maximum
@@ -143,6 +146,7 @@ def timeseries(
     maximum: float | None = None,
     threshold_line: float | None = None,
     overrides: list[Json] | None = None,
+    links: list[Json] | None = None,
     **extra: Any,
 ) -> Json:
     custom = line_style(fill=fill, stack=stack, bars=bars, log=log)
@@ -162,6 +166,7 @@ def timeseries(
             minimum=minimum,
             maximum=maximum,
             overrides=overrides,
+            links=links,
         ),
         "options": {
             "legend": {
@@ -333,9 +338,15 @@ class Layout:
 
 
 def query_variable(
-    name: str, label: str, query: str, *, multi: bool = True, include_all: bool = True
+    name: str,
+    label: str,
+    query: str,
+    *,
+    multi: bool = True,
+    include_all: bool = True,
+    hidden: bool = False,
 ) -> Json:
-    out: Json = {"current": {}, "datasource": DS, "definition": query, "hide": 0}
+    out: Json = {"current": {}, "datasource": DS, "definition": query, "hide": 2 if hidden else 0}
     out["includeAll"] = include_all
     if include_all:
         out["allValue"] = ".*"
@@ -439,6 +450,27 @@ VERDICT = value_map({"0": ("OK", "green"), "1": ("REGRESSION", "red")})
 UP = value_map({"0": ("DOWN", "red"), "1": ("UP", "green")})
 RELOAD = value_map({"0": ("FAILED", "red"), "1": ("OK", "green")})
 RUNNING = value_map({"0": ("idle", "transparent"), "1": ("running", "blue")})
+
+
+# The daemon's own pages (docs/ui.md) at the address it exports as monitor_ui_info{url}
+# (its server.public_url), so that the dashboards need no edit per site.
+UI_VARIABLE = query_variable(
+    "monitor_url",
+    "Monitor web view",
+    "label_values(monitor_ui_info, url)",
+    multi=False,
+    include_all=False,
+    hidden=True,
+)
+
+
+def trend_page(monitor: str, endpoint: str) -> Json:
+    """A data link to the daemon's trend page of one (monitor, endpoint)."""
+    return {
+        "targetBlank": True,
+        "title": "Trend page: flipped items and outputs",
+        "url": f"${{monitor_url}}/ui/monitors/{monitor}/{endpoint}",
+    }
 
 
 def score_of(metric: str, matchers: str = MES) -> str:
@@ -549,7 +581,14 @@ def overview() -> Json:
             keys=["monitor", "benchmark", "endpoint", "scorer"],
             sort_by="Verdict",
             overrides=[
-                override("byName", "monitor", links=[detail_link]),
+                override(
+                    "byName",
+                    "monitor",
+                    links=[
+                        detail_link,
+                        trend_page("${__data.fields.monitor}", "${__data.fields.endpoint}"),
+                    ],
+                ),
                 override("byName", "Score", decimals=3),
                 override("byName", "CI lower", decimals=3),
                 override("byName", "CI upper", decimals=3),
@@ -640,6 +679,7 @@ def overview() -> Json:
                 )
             ],
             "percentunit",
+            links=[trend_page("${__field.labels.monitor}", "${__field.labels.endpoint}")],
         ),
         12,
         8,
@@ -721,6 +761,7 @@ def overview() -> Json:
                 "Endpoint",
                 f"label_values(monitor_last_run_timestamp_seconds{{{M}}}, endpoint)",
             ),
+            UI_VARIABLE,
         ],
         time_from="now-7d",
     )
@@ -784,6 +825,7 @@ def monitor_detail() -> Json:
                     color={"fixedColor": "red", "mode": "fixed"},
                 ),
             ],
+            links=[trend_page("${monitor}", "${endpoint}")],
             repeat="scorer",
             repeatDirection="h",
             maxPerRow=2,
@@ -1044,6 +1086,7 @@ def monitor_detail() -> Json:
             query_variable(
                 "scorer", "Scorer", f"label_values(monitor_benchmark_score{{{M}}}, scorer)"
             ),
+            UI_VARIABLE,
         ],
         time_from="now-7d",
         annotations=[run_annotation],

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import socket
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -132,6 +133,8 @@ class ServerSettings(_Model):
     api_token: str | None = None
     shutdown_grace: Duration = 30.0
     dashboard_url: str | None = None
+    # where people and alert links reach the pages and the API; by default http://{listen}
+    public_url: str | None = None
     # replicas on PostgreSQL: stay up and campaign again, or exit for a supervisor to
     # restart (docs/operations.md, "Leadership and fencing")
     on_leadership_lost: Literal["stay", "exit"] = "stay"
@@ -155,6 +158,31 @@ class ServerSettings(_Model):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(
+                f"invalid public_url {value!r} (expected http:// or https://host[:port][/path])"
+            )
+        return value.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """The URL that links to the daemon start with: `public_url`, else ``http://{listen}``.
+
+        A wildcard listen address (``0.0.0.0``, ``::``) is nobody's address, so the
+        machine's host name stands in for it.
+        """
+        if self.public_url:
+            return self.public_url
+        host = self.listen.rpartition(":")[0]
+        if self.host in {"0.0.0.0", "::"}:  # noqa: S104 - recognizing it, not binding
+            host = socket.gethostname()
+        return f"http://{host}:{self.port}"
 
 
 EndpointType = Literal["openai-chat", "openai-completions", "http-json", "mlflow", "kserve-v2"]

@@ -430,6 +430,7 @@ class Daemon:
     def _refresh_targets(self) -> None:
         self._target_list = self._targets()
         self.metrics.initialize_targets(self._target_list)
+        self.metrics.set_ui_url(self.settings.server.base_url)
 
     async def refresh_metrics(self) -> None:
         """Rebuild the metrics snapshot from the store, off the event loop.

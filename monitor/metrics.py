@@ -302,6 +302,14 @@ class Metrics:
             "monitor_build_info", "Version of the running monitor.", ("version",), registry=r
         )
         self.build_info.labels(__version__).set(1)
+        # alert rules and dashboards read the pages' address from here
+        # (deploy/prometheus/rules/monitor.rules.yml), so it is set in one place: the config
+        self.ui_info = Gauge(
+            "monitor_ui_info",
+            "Where this daemon's web pages and API are reached (server.public_url).",
+            ("url",),
+            registry=r,
+        )
 
     def update(self, snapshot: Snapshot) -> None:
         """Swap in a new store snapshot and render it (call off the event loop)."""
@@ -321,6 +329,11 @@ class Metrics:
 
     def observe_run(self, monitor: str, endpoint: str, duration_s: float) -> None:
         self.run_duration.labels(monitor, endpoint).observe(duration_s)
+
+    def set_ui_url(self, url: str) -> None:
+        """Export `url` as the one `monitor_ui_info` series (a reload may change it)."""
+        self.ui_info.clear()
+        self.ui_info.labels(url).set(1)
 
     def set_alerts_firing(self, count: int) -> None:
         self.alerts_firing.set(count)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -509,3 +510,34 @@ class TestOneYamlReader:
             if path.name != "bounded_yaml.py" and loader.search(path.read_text("utf-8"))
         ]
         assert offenders == []
+
+
+class TestPublicUrl:
+    """`server.public_url` is where links to the pages and the API start."""
+
+    def base_url(self, server: str) -> str:
+        text = GOOD.replace(
+            'server: {listen: "127.0.0.1:9464", api_token: "${MONITOR_API_TOKEN}"}', server
+        )
+        return parse_settings(text, source="monitor.yaml", environ=ENV).server.base_url
+
+    def test_defaults_to_the_listen_address(self) -> None:
+        """Without public_url, links go to http://{listen}."""
+        assert self.base_url('server: {listen: "127.0.0.1:9999"}') == "http://127.0.0.1:9999"
+
+    def test_a_wildcard_listen_address_becomes_the_host_name(self) -> None:
+        """0.0.0.0 is nobody's address: the machine's host name stands in for it."""
+        assert self.base_url('server: {listen: "0.0.0.0:9464"}') == (
+            f"http://{socket.gethostname()}:9464"
+        )
+
+    def test_public_url_wins_without_its_trailing_slash(self) -> None:
+        """A reverse proxy's URL, with a path prefix, is kept as given."""
+        url = self.base_url('server: {public_url: "https://ml.example.org/monitor/"}')
+        assert url == "https://ml.example.org/monitor"
+
+    @pytest.mark.parametrize("bad", ["ml.example.org", "ftp://x", "https://a b", "https://x?y=1"])
+    def test_a_bad_public_url_names_its_line(self, bad: str) -> None:
+        """Anything but an http(s) URL without query or fragment is refused."""
+        msg = error_of(GOOD.replace("api_token:", f'public_url: "{bad}", api_token:'))
+        assert msg.startswith("monitor.yaml:2: server.public_url: invalid public_url")

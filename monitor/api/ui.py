@@ -37,6 +37,7 @@ from monitor.api.compare import (
     runs_to_compare,
 )
 from monitor.api.deps import MAX_ID, NAME, Daemon, DaemonView, Store
+from monitor.api.runbook import render_runbook
 from monitor.core.model import ItemResult, Run, RunStatus, ScoreSummary, Verdict, VerdictKind
 from monitor.storage import SqlStore
 from monitor.storage.repository import VERDICT_SEVERITY
@@ -619,6 +620,13 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(target, status_code=303, headers=_HEADERS)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/ui")
     return response
+
+
+@router.get("/alerts")
+async def alerts(_auth: UiAuth) -> HTMLResponse:
+    """The alert runbook, which the alert rules' ``runbook_url`` annotations link to."""
+    title, body = render_runbook()
+    return _page("alerts.html", title=title, body=body)
 
 
 @router.get("/")

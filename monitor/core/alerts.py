@@ -49,7 +49,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from monitor.core.model import Run, RunStatus, ScoreSummary, Verdict, VerdictKind
 
@@ -342,7 +342,16 @@ class _Links:
         if self.api is None:
             return {}
         run_url = f"{self.api}/api/v1/runs/{self.run.id}"
-        return {"run_url": run_url, "items_url": f"{run_url}/items?changed=true"}
+        page = f"{self.api}/ui/runs/{self.run.id}"
+        pair = f"{quote(self.run.monitor, safe='')}/{quote(self.run.endpoint, safe='')}"
+        return {
+            "run_url": run_url,
+            "items_url": f"{run_url}/items?changed=true",
+            # the web pages (docs/ui.md): a person reads these, a program the two above
+            "run_page_url": page,
+            "items_page_url": f"{page}#flipped",
+            "trend_url": f"{self.api}/ui/monitors/{pair}",
+        }
 
     def dashboard(self, path: str, variables: Mapping[str, str]) -> dict[str, str]:
         if self.grafana is None:

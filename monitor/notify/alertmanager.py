@@ -42,7 +42,7 @@ def alertmanager_payload(message: Message, *, ttl: timedelta = DEFAULT_TTL) -> l
         "startsAt": _rfc3339(alert.since),
         "endsAt": _rfc3339(ends_at),
     }
-    generator = alert.annotations.get("run_url")
+    generator = alert.annotations.get("run_page_url") or alert.annotations.get("run_url")
     if generator:
         body["generatorURL"] = generator
     return [body]

@@ -176,7 +176,7 @@ class AlertService:
     def _base_url(self, settings: Settings) -> str:
         if self._api_base:
             return self._api_base
-        return f"http://{settings.server.listen}"
+        return settings.server.base_url
 
     async def _handle(
         self,

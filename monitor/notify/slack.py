@@ -90,14 +90,16 @@ def slack_payload(message: Message) -> dict[str, Any]:
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": _cut(changed, _SECTION_CHARS)}}
         )
+    # the web pages when the alert has them (a person clicks these), else the API's JSON
     links = [
         _link(url, label)
-        for key, label in (
-            ("run_url", f"Run {notes.get('run_id', '')}".strip()),
-            ("items_url", "Changed items"),
-            ("dashboard_url", "Dashboard"),
+        for keys, label in (
+            (("run_page_url", "run_url"), f"Run {notes.get('run_id', '')}".strip()),
+            (("items_page_url", "items_url"), "Changed items"),
+            (("trend_url",), "Trend"),
+            (("dashboard_url",), "Dashboard"),
         )
-        if (url := notes.get(key))
+        if (url := next((notes[k] for k in keys if notes.get(k)), None))
     ]
     context = [f"Since {notes['since']}"] if "since" in notes else []
     if links:

@@ -610,6 +610,9 @@ class TestRegressionContent:
         assert notes["pass_to_fail_count"] == "8"
         assert notes["run_url"] == "http://monitor:9464/api/v1/runs/17"
         assert notes["items_url"] == "http://monitor:9464/api/v1/runs/17/items?changed=true"
+        assert notes["run_page_url"] == "http://monitor:9464/ui/runs/17"
+        assert notes["items_page_url"] == "http://monitor:9464/ui/runs/17#flipped"
+        assert notes["trend_url"] == "http://monitor:9464/ui/monitors/intents-prod/chat-prod"
         assert notes["dashboard_url"] == (
             "https://grafana.example/d/monitor-detail/monitor-detail"
             "?var-monitor=intents-prod&var-endpoint=chat-prod&var-scorer=exact_match"
@@ -628,7 +631,9 @@ class TestRegressionContent:
     def test_no_links_without_urls(self) -> None:
         """Without api_base and dashboard_url the alert has no link annotations."""
         (wanted, _) = alerts_from_verdicts(run(), [verdict()])
-        assert not {"run_url", "items_url", "dashboard_url"} & set(wanted.annotations)
+        assert not {"run_url", "items_url", "run_page_url", "trend_url", "dashboard_url"} & set(
+            wanted.annotations
+        )
 
     def test_scores_outside_unit_interval_are_not_points(self) -> None:
         """A score on another scale is described in its own units."""

@@ -75,7 +75,13 @@ class Harness:
         self.model = ScriptedEndpoint(ALWAYS_WRONG, name="ep", default="yes")
         self.clock = ManualClock()
 
-    def write(self, *monitors: str, broken: bool = False, scheduled: bool = False) -> None:
+    def write(
+        self,
+        *monitors: str,
+        broken: bool = False,
+        scheduled: bool = False,
+        public_url: str | None = None,
+    ) -> None:
         # an hourly schedule never fires during a test; it makes the runs "scheduled"
         schedule = "    schedule: {every: 3600s}\n" if scheduled else ""
         text = CONFIG.format(
@@ -83,6 +89,8 @@ class Harness:
             hook=self.hook,
             monitors="".join(MONITOR.format(name=m, schedule=schedule) for m in monitors),
         )
+        if public_url:
+            text = text.replace("listen:", f'public_url: "{public_url}", listen:', 1)
         self.config.write_text(text + ("monitors: [unclosed\n" if broken else ""))
 
     def endpoints(self, settings: EndpointSettings) -> EndpointClient:
@@ -191,6 +199,27 @@ class TestConfig:
         assert sample(daemon, "monitor_config_last_reload_successful") == 0
         await fire_and_wait(daemon)
         assert daemon.store.list_runs()[0].status is RunStatus.SUCCEEDED
+
+    async def test_public_url_is_exported_and_starts_the_alert_links(
+        self, daemon: Daemon, harness: Harness, receiver: RecordingReceiver
+    ) -> None:
+        """monitor_ui_info carries server.public_url (a reload swaps it), and so do the links."""
+        assert sample(daemon, "monitor_ui_info", url="http://127.0.0.1:1") == 1
+        harness.write("m", public_url="https://ml.example.org/monitor/")
+        assert (await daemon.reload())[0]
+        assert sample(daemon, "monitor_ui_info", url="https://ml.example.org/monitor") == 1
+        assert sample(daemon, "monitor_ui_info", url="http://127.0.0.1:1") is None
+        for _ in range(4):
+            harness.clock.advance(3600)
+            await fire_and_wait(daemon)
+        harness.model.answers = ALWAYS_WRONG | {f"i{k}": "no" for k in range(5, N, 10)}
+        harness.clock.advance(3600)
+        await fire_and_wait(daemon)
+        (firing,) = receiver.on("/hook")
+        body = json.loads(firing.body)
+        run_id = body["run"]["id"]
+        assert body["run"]["page_url"] == f"https://ml.example.org/monitor/ui/runs/{run_id}"
+        assert body["trend_url"] == "https://ml.example.org/monitor/ui/monitors/m/ep"
 
     async def test_monitor_removed_while_its_run_is_in_flight(
         self, daemon: Daemon, harness: Harness

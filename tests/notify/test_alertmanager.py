@@ -172,7 +172,7 @@ class TestAlertmanagerV2:
                 "intents-prod on chat-prod: exact_match dropped 4.2 points"
             )
             assert alert["annotations"]["run_url"] == "http://monitor.test:9464/api/v1/runs/21"
-            assert alert["generatorURL"] == "http://monitor.test:9464/api/v1/runs/21"
+            assert alert["generatorURL"] == "http://monitor.test:9464/ui/runs/21"
             assert datetime.fromisoformat(alert["startsAt"]) == start
             assert alert["status"]["state"] in {"active", "unprocessed"}
             assert alert["receivers"][0]["name"] == "blackhole"

@@ -261,9 +261,12 @@ class TestWebhookPayload:
             "id": 17,
             "url": "http://monitor.test:9464/api/v1/runs/17",
             "changed_items_url": "http://monitor.test:9464/api/v1/runs/17/items?changed=true",
+            "page_url": "http://monitor.test:9464/ui/runs/17",
+            "changed_items_page_url": "http://monitor.test:9464/ui/runs/17#flipped",
             "n_items": None,
             "n_errors": None,
         }
+        assert body["trend_url"] == "http://monitor.test:9464/ui/monitors/intents-prod/chat-prod"
         assert body["dashboard_url"].startswith("https://grafana.example/d/monitor-detail/")
         result = body["result"]
         assert result["verdict"] == "regressed"
@@ -310,7 +313,10 @@ class TestSlackPayload:
         assert "*7 pass → fail:* `item-0`" in blocks[2]["text"]["text"]
         assert "and 2 more" in blocks[2]["text"]["text"]
         context = blocks[3]["elements"][0]["text"]
-        assert "<http://monitor.test:9464/api/v1/runs/17|Run 17>" in context
+        # a person clicks these: the web pages, not the API's JSON
+        assert "<http://monitor.test:9464/ui/runs/17|Run 17>" in context
+        assert "<http://monitor.test:9464/ui/runs/17#flipped|Changed items>" in context
+        assert "<http://monitor.test:9464/ui/monitors/intents-prod/chat-prod|Trend>" in context
         assert "|Dashboard>" in context
 
     def test_mrkdwn_is_escaped(self) -> None:
@@ -348,7 +354,7 @@ class TestAlertmanagerPayload:
         assert all(isinstance(v, str) for v in body["annotations"].values())
         assert body["startsAt"] == "2026-03-02T08:30:00Z"
         assert body["endsAt"] == "2026-03-02T17:30:00Z"
-        assert body["generatorURL"] == "http://monitor.test:9464/api/v1/runs/17"
+        assert body["generatorURL"] == "http://monitor.test:9464/ui/runs/17"
 
     def test_resolved(self) -> None:
         """A resolution ends at the time the alert resolved."""

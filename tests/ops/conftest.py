@@ -206,6 +206,7 @@ def _exporter_registry() -> tuple[  # noqa: PLR0915 - the simulated data, kept i
     in_progress = gauge("monitor_run_in_progress", ["monitor", "endpoint"])
     gauge("monitor_alerts_firing").set(1)
     gauge("monitor_build_info", ["version"]).labels("0.1.0").set(1)
+    gauge("monitor_ui_info", ["url"]).labels("http://monitor.test:9464").set(1)
     gauge("monitor_config_last_reload_successful").set(1)
     runs = Counter("monitor_runs", "runs", ["monitor", "endpoint", "status"], registry=reg)
     items = Counter(

@@ -41,6 +41,7 @@ CATALOG: dict[str, Metric] = {
     "monitor_schedule_interval_seconds": Metric("gauge", ("monitor", "endpoint")),
     "monitor_alerts_firing": Metric("gauge", ()),
     "monitor_build_info": Metric("gauge", ("version",)),
+    "monitor_ui_info": Metric("gauge", ("url",)),
     "monitor_config_last_reload_successful": Metric("gauge", ()),
     "monitor_leader": Metric("gauge", ()),
     "monitor_run_in_progress": Metric("gauge", ("monitor", "endpoint")),

@@ -295,6 +295,35 @@ class TestCoverage:
         ]
         assert fill == [{"id": "custom.fillBelowTo", "value": "CI lower"}]
 
+    @pytest.mark.parametrize("name", ["overview.json", "monitor-detail.json"])
+    def test_score_panels_link_the_trend_page(self, name: str) -> None:
+        """Every graph or table of monitor_benchmark_score series links the daemon's trend
+        page, at the address of the hidden `monitor_url` variable (label_values of
+        monitor_ui_info). Stat panels show counts, not a series to follow."""
+        dash = load(name)
+        (var,) = [v for v in dash["templating"]["list"] if v["name"] == "monitor_url"]
+        assert var["query"]["query"] == "label_values(monitor_ui_info, url)"
+        assert var["hide"] == 2
+        panels = [
+            p
+            for p in iter_panels(dash["panels"])
+            if p["type"] in {"timeseries", "table"}
+            and any("monitor_benchmark_score{" in t.get("expr", "") for t in p.get("targets", []))
+        ]
+        assert panels
+        for panel in panels:
+            field = panel["fieldConfig"]
+            links = list(field["defaults"].get("links", []))
+            links += [
+                prop["value"][i]
+                for o in field["overrides"]
+                for prop in o["properties"]
+                if prop["id"] == "links"
+                for i in range(len(prop["value"]))
+            ]
+            urls = [link["url"] for link in links]
+            assert any(u.startswith("${monitor_url}/ui/monitors/") for u in urls), panel["title"]
+
     def test_endpoint_health_uses_latency_quantiles_over_rate_interval(self) -> None:
         """Endpoint health: histogram_quantile over rate(..._bucket[$__rate_interval])."""
         exprs = [e for _, e in queries(load("endpoint-health.json"))]

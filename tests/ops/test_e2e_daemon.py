@@ -25,6 +25,7 @@ import json
 import math
 import re
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -36,7 +37,7 @@ import yaml
 from monitor.demo.data import PROMPT, write_items
 from tests.daemon.harness import TOKEN, Daemon, Simulator, free_port
 from tests.ops.stack import RULES, Post, Stack, running_stack
-from tests.ops.test_dashboards import FILES, load, queries, render
+from tests.ops.test_dashboards import FILES, iter_panels, load, queries, render
 
 pytestmark = [pytest.mark.ops, pytest.mark.slow]
 
@@ -147,6 +148,13 @@ def _gauge(daemon: Daemon, name: str, **labels: str) -> float | None:
     return found[0] if len(found) == 1 else None
 
 
+def _page(url: str) -> str:
+    """A page of the daemon's web view, which must answer 200."""
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        assert answer.status == 200, url
+        return str(answer.read().decode("utf-8"))
+
+
 class TestStack:
     def test_prometheus_runs_the_shipped_rules_against_the_daemon(self, scenario: Scenario) -> None:
         """The generated prometheus.yml loads the shipped rules file by absolute path and
@@ -213,7 +221,12 @@ class TestRegressionAlert:
         assert abs(score - baseline - effect) <= 0.0015  # rounding to 3 places
         assert lower <= score <= upper
         assert p <= 0.01  # alpha
-        assert notes["runbook_url"].endswith("#monitorregressiondetected")
+        # the links start at the daemon's own address, which Prometheus read from its
+        # monitor_ui_info series, and the pages they name are there
+        assert notes["runbook_url"] == f"{daemon.base}/ui/alerts#monitorregressiondetected"
+        assert notes["trend_url"] == f"{daemon.base}/ui/monitors/fast/sim"
+        assert 'id="monitorregressiondetected"' in _page(notes["runbook_url"])
+        assert "exact_match" in _page(notes["trend_url"])
         assert "var-monitor=fast&var-endpoint=sim&var-scorer=exact_match" in notes["dashboard"]
         # the annotation shows the verdict of a run the daemon judged regressed
         regressed = [r for r in _runs(daemon, "fast", "sim") if _verdict(r) == "regressed"]
@@ -336,6 +349,34 @@ class TestDashboardsAgainstTheDaemon:
             return out
 
         assert _settled(empty, lambda missing: not missing, TIMEOUT) == []
+
+    def test_the_scores_panel_links_a_trend_page_the_daemon_serves(
+        self, scenario: Scenario
+    ) -> None:
+        """The overview's Scores panel data link, filled in as Grafana would (the hidden
+        monitor_url variable from Prometheus, the series' labels), opens the daemon's page."""
+        stack = scenario.stack
+        (panel,) = [
+            p for p in iter_panels(load("overview.json")["panels"]) if p.get("title") == "Scores"
+        ]
+        (link,) = panel["fieldConfig"]["defaults"]["links"]
+        urls = _settled(
+            lambda: stack.api("/api/v1/label/url/values?match[]=monitor_ui_info")["data"],
+            bool,
+            TIMEOUT,
+        )
+        assert urls == [scenario.daemon.base]
+        series = _settled(lambda: stack.query(render(panel["targets"][0]["expr"])), bool, TIMEOUT)
+        labels = series[0]["metric"]
+        url = (
+            link["url"]
+            .replace("${monitor_url}", urls[0])
+            .replace("${__field.labels.monitor}", labels["monitor"])
+            .replace("${__field.labels.endpoint}", labels["endpoint"])
+        )
+        assert "$" not in url
+        page = _page(url)
+        assert f'{labels["monitor"]} <span class="muted">@</span> {labels["endpoint"]}' in page
 
     def test_every_metric_used_is_in_the_daemon_exposition(
         self, scenario: Scenario, catalog: ModuleType

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from monitor.api.runbook import render_runbook
 
 pytestmark = pytest.mark.ops
 
@@ -80,7 +83,10 @@ class TestRuleFiles:
         assert rule["labels"]["severity"] in {"critical", "warning"}
         annotations = rule["annotations"]
         assert {"summary", "description", "runbook_url", "dashboard"} <= set(annotations)
-        assert annotations["runbook_url"].endswith(f"#{alert.lower()}")
+        # the daemon's runbook page (monitor/api/runbook.py), at its monitor_ui_info address
+        assert annotations["runbook_url"].endswith(f"/ui/alerts#{alert.lower()}")
+        assert "monitor_ui_info" in annotations["runbook_url"]
+        assert "example.com" not in json.dumps(annotations)
         assert re.match(r"^https?://[^ ]+/d/monitor-[a-z-]+/", annotations["dashboard"])
 
     @pytest.mark.parametrize("alert", ALERT_NAMES)
@@ -88,6 +94,9 @@ class TestRuleFiles:
         """docs/alerts.md has a section for the alert, which its runbook_url points at."""
         text = (DOCS / "alerts.md").read_text(encoding="utf-8")
         assert re.search(rf"^## {alert}$", text, re.MULTILINE), f"no '## {alert}' in alerts.md"
+        # and the page the daemon serves has the anchor the link names
+        _, body = render_runbook()
+        assert f'<h2 id="{alert.lower()}">{alert}</h2>' in body
 
     @pytest.mark.parametrize("alert", ALERT_NAMES)
     def test_alert_is_unit_tested_firing_and_not_firing(self, alert: str) -> None:

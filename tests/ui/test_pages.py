@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from tests.ui.conftest import RUNS, XSS, LiveDaemon
 
 pytestmark = pytest.mark.slow
 
+RULES = Path(__file__).resolve().parents[2] / "deploy/prometheus/rules/monitor.rules.yml"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "run-page.png"
 
 
@@ -150,6 +152,22 @@ class TestPages:
             (e["endpoint"], str(e["tier"])) for e in api["entries"]
         ]
 
+    def test_runbook_page_has_an_anchor_per_alert(
+        self, live: LiveDaemon, browser: Any, shot: None
+    ) -> None:
+        """/ui/alerts, which the rules' runbook_url names, holds a section per shipped alert."""
+        rules = RULES.read_text(encoding="utf-8")
+        alerts = re.findall(r"^\s+- alert: (\w+)$", rules, re.MULTILINE)
+        assert len(alerts) >= 7
+        assert visit(browser, live.url + "/ui/alerts#monitorstale") == []
+        for alert in alerts:
+            (heading,) = by_css(browser, f"h2#{alert.lower()}")
+            assert heading.text == alert
+        # the table's links go to the sections of the same page
+        assert {a.get_attribute("hash") for a in by_css(browser, "article.runbook td a")} == {
+            f"#{a.lower()}" for a in alerts
+        }
+
 
 class TestUntrustedText:
     """Model outputs are shown as text: nothing planted in them runs."""
@@ -177,7 +195,13 @@ class TestUntrustedText:
 
     def test_pages_forbid_inline_script(self, live: LiveDaemon) -> None:
         """Every page and asset is sent with a CSP that allows no inline script."""
-        for path in ("/ui/", "/ui/monitors/qa/ep-a", "/ui/compare", "/ui/static/style.css"):
+        for path in (
+            "/ui/",
+            "/ui/monitors/qa/ep-a",
+            "/ui/compare",
+            "/ui/alerts",
+            "/ui/static/style.css",
+        ):
             with urllib.request.urlopen(live.url + path, timeout=10) as answer:
                 policy = answer.headers["Content-Security-Policy"]
             assert policy == CSP
