@@ -380,27 +380,29 @@ _Trend = tuple[ScoreSummary | None, str, int, str]
 
 
 class OverviewCache:
-    """The overview's per-pair summaries, kept while the latest runs are unchanged.
+    """The overview's per-pair summaries, each kept while its pair's latest runs are unchanged.
 
     Scores and verdicts of a run are written before its final status (the judge runs
     before `finish_run`), and a new run changes its pair's latest run; so while the latest
-    run of every (monitor, endpoint) and its status are the same, so are the sparklines and
-    verdicts. One small query (`latest_runs`) decides. Only the summaries are kept (a
-    string of points per sparkline, not its 20 scores): objects that outlive a request
-    are what makes Python's full garbage collections run, ~40 ms each in the daemon.
+    runs of a (monitor, endpoint) and their statuses are the same, so are its sparkline and
+    verdict. One small query (`latest_runs`) decides, per pair: a finished run costs the
+    next view one pair's reads, not 200. Only the summaries are kept (a string of points
+    per sparkline, not its 20 scores): objects that outlive a request are what makes
+    Python's full garbage collections run, ~40 ms each in the daemon.
     """
 
     def __init__(self) -> None:
-        # (key, summaries), replaced whole so threads never see a mix
-        self.entry: tuple[object, dict[tuple[str, str], _Trend]] | None = None
+        # (stamp per pair, summary per pair), replaced whole so threads never see a mix
+        self.entry: tuple[dict[Pair, object], dict[Pair, _Trend]] = ({}, {})
 
 
-def _trends(
-    store: SqlStore, pairs: Iterable[tuple[str, str]], latest: dict[tuple[str, str], Run]
-) -> dict[tuple[str, str], _Trend]:
+Pair = tuple[str, str]
+
+
+def _trends(store: SqlStore, pairs: Iterable[Pair], latest: dict[Pair, Run]) -> dict[Pair, _Trend]:
     recent = store.recent_scores(pairs, SPARK_RUNS)
     verdicts = store.run_verdicts([r.id for r in latest.values()])
-    trends: dict[tuple[str, str], _Trend] = {}
+    trends: dict[Pair, _Trend] = {}
     for pair, scores in recent.items():
         score: ScoreSummary | None = None
         spark, n = "", 0
@@ -425,23 +427,25 @@ def overview_cells(
 
     Three narrow reads: the latest run of each pair, the scores of its newest
     `SPARK_RUNS` succeeded runs (one indexed query per pair), and the latest runs'
-    verdicts; the last two are skipped when `cache` holds them for the same latest runs.
+    verdicts; the last two only for the pairs whose latest runs `cache` has not seen.
     """
     settings = daemon.settings
     configured = {(m.name, e): m for m in settings.monitors for e in m.endpoints}
     latest_rows = store.latest_runs()  # per pair and status, ordered by id
-    latest: dict[tuple[str, str], Run] = {}
+    latest: dict[Pair, Run] = {}
+    rows_of: dict[Pair, list[tuple[int, RunStatus, datetime | None]]] = {}
     for r in latest_rows:
         latest[r.monitor, r.endpoint] = r
+        rows_of.setdefault((r.monitor, r.endpoint), []).append((r.id, r.status, r.finished_at))
     pairs = configured.keys() | latest.keys()
-    key = (tuple(sorted(pairs)), tuple((r.id, r.status, r.finished_at) for r in latest_rows))
-    entry = None if cache is None else cache.entry
-    if entry is not None and entry[0] == key:
-        trends = entry[1]
-    else:
-        trends = _trends(store, pairs, latest)
-        if cache is not None:
-            cache.entry = (key, trends)
+    stamps: dict[Pair, object] = {p: tuple(rows_of.get(p, ())) for p in pairs}
+    seen, kept = cache.entry if cache is not None else ({}, {})
+    stale = [p for p in pairs if p not in kept or seen.get(p) != stamps[p]]
+    trends = {p: kept[p] for p in pairs if p in kept}
+    if stale:
+        trends |= _trends(store, stale, {p: latest[p] for p in stale if p in latest})
+    if cache is not None:
+        cache.entry = (stamps, trends)
     cells = []
     for monitor, endpoint in sorted(pairs):
         mon = configured.get((monitor, endpoint))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from monitor.api.compare import ComparisonError, compare_endpoints, leaderboard
+from monitor.api.deps import DaemonView
+from monitor.api.ui import OverviewCache, overview_cells
 from monitor.core.model import RunStatus
 from monitor.storage import SqlStore, open_store
 from tests.ui.seed import seed_benchmark, seed_run
@@ -104,4 +109,44 @@ class TestComparisonDocuments:
         board = leaderboard(store, benchmark="qa", margin=0.1)
         assert board["benchmark_version"] == "v2"  # the newest version: only a ran it
         assert [e["endpoint"] for e in board["entries"]] == ["a"]
+        store.close()
+
+
+class TestOverviewCache:
+    """The overview re-reads only the pairs whose latest runs changed, and shows the same."""
+
+    def test_a_new_run_rereads_only_its_pair(
+        self, store: SqlStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Cached, unchanged, then one new run on `b`: one read of both, none, one of `b`."""
+        seed_benchmark(store, T0, n=10)
+        runs_of(store, "a", 3)
+        runs_of(store, "b", 3)
+        view = cast(DaemonView, SimpleNamespace(settings=SimpleNamespace(monitors=[])))
+        now = T0 + timedelta(days=1)
+        read: list[list[tuple[str, str]]] = []
+        real = store.recent_scores
+
+        def spy(pairs: Iterable[tuple[str, str]], per_pair: int) -> Any:
+            pairs = sorted(pairs)
+            read.append(pairs)
+            return real(pairs, per_pair)
+
+        monkeypatch.setattr(store, "recent_scores", spy)
+        cache = OverviewCache()
+        first = overview_cells(view, store, now, cache)
+        assert read == [[("m", "a"), ("m", "b")]]
+        assert overview_cells(view, store, now, cache) == first
+        assert len(read) == 1
+        seed_run(
+            store, monitor="m", endpoint="b", started_at=T0 + timedelta(hours=10),
+            passed={f"i{k}": k < 2 for k in range(10)},
+        )  # fmt: skip
+        cells = overview_cells(view, store, now, cache)
+        assert read[-1] == [("m", "b")]
+        assert cells == overview_cells(view, store, now)  # as if nothing were cached
+        assert cells[0] == first[0]
+        assert cells[1] != first[1]
+        assert cells[1].score is not None
+        assert cells[1].score.value == pytest.approx(0.2)
         store.close()
