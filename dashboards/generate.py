@@ -1064,6 +1064,18 @@ def monitor_detail() -> Json:
         "textFormat": "{{status}} run of {{monitor}} on {{endpoint}}",
         "titleFormat": "Run {{status}}",
     }
+    served_annotation: Json = {
+        "datasource": DS,
+        "enable": True,
+        "expr": f"max by (monitor, endpoint) (monitor_served_model_changed{{{ME}}}) == 1",
+        "hide": False,
+        "iconColor": "purple",
+        "name": "Served model changed",
+        "step": "1m",
+        "tagKeys": "monitor,endpoint",
+        "textFormat": "{{endpoint}} serves another model than the baseline of {{monitor}}",
+        "titleFormat": "Served model changed",
+    }
     return dashboard(
         UID_DETAIL,
         "Monitor / Detail",
@@ -1089,7 +1101,7 @@ def monitor_detail() -> Json:
             UI_VARIABLE,
         ],
         time_from="now-7d",
-        annotations=[run_annotation],
+        annotations=[run_annotation, served_annotation],
     )
 
 
@@ -1257,6 +1269,29 @@ def endpoint_health() -> Json:
         ),
         24,
         7,
+    )
+    lay.add(
+        table(
+            "Served models",
+            "The model id and system fingerprint most answers of each endpoint's newest run "
+            "carried, and the monitors whose baseline was served otherwise (1: a silent "
+            "update behind the configured model; docs/alerts.md, MonitorServedModelChanged).",
+            [
+                (
+                    "Newest run",
+                    f"max by (endpoint, model, fingerprint) (monitor_endpoint_model_info{{{E}}})",
+                ),
+                (
+                    "Changed against baseline",
+                    f"max by (endpoint) (monitor_served_model_changed{{{E}}})",
+                ),
+            ],
+            keys=["endpoint", "model", "fingerprint"],
+            sort_by="Changed against baseline",
+            overrides=[override("byName", "Newest run", custom__hidden=True)],
+        ),
+        24,
+        6,
     )
     return dashboard(
         UID_ENDPOINT,

@@ -13,7 +13,7 @@ import gc
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from monitor import __version__
@@ -369,6 +369,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for col in ("run", "monitor", "endpoint", "status", "started", "duration", "items"):
         table.add_column(col)
     table.add_column("errors", justify="right")
+    table.add_column("served")
     table.add_column("scores")
     table.add_column("verdicts")
     for d in docs:
@@ -381,6 +382,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             "-" if d["duration_s"] is None else f"{d['duration_s']:.1f}s",
             str(d["n_items"]),
             str(d["n_errors"]),
+            escape(_served(d)),
             escape(", ".join(f"{k}={_fmt(v['value'])}" for k, v in d["scores"].items())),
             escape(", ".join(f"{k}={v['verdict']}" for k, v in d["verdicts"].items()) or "-"),
         )
@@ -388,7 +390,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _served(doc: Mapping[str, Any]) -> str:
+    """The model (and system fingerprint) most answers carried; `changed` after a change."""
+    from monitor.core.fingerprint import Fingerprint
+
+    if not doc.get("fingerprint"):
+        return str(doc.get("model_id") or "-")
+    fp = Fingerprint.from_json(doc["fingerprint"])
+    text = fp.served_model or "-"
+    if fp.system_fingerprint:
+        text += f" ({fp.system_fingerprint})"
+    if any(e.get("kind") == "served_model_changed" for e in doc.get("events", ())):
+        text += " changed"
+    return text
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
+    from monitor.api.compare import comparability
     from monitor.app import open_settings_store
     from monitor.errors import ConfigError
 
@@ -407,7 +425,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         scores = store.run_scores([args.run_a, args.run_b])
         a_scores = {s.scorer: s for s in scores.get(args.run_a, [])}
         b_scores = {s.scorer: s for s in scores.get(args.run_b, [])}
-        report: dict[str, Any] = {"run_a": args.run_a, "run_b": args.run_b, "scorers": {}}
+        run_a, run_b = (r for r in runs if r is not None)
+        report: dict[str, Any] = {
+            "run_a": args.run_a,
+            "run_b": args.run_b,
+            **comparability(run_a, run_b),
+            "scorers": {},
+        }
         for scorer in sorted(a_scores.keys() | b_scores.keys()):
             # `exact_match[public]` is `exact_match` on the items of that split
             base, _, split = scorer.partition("[")
@@ -433,6 +457,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(report, indent=2))
         return EXIT_OK
+    _print_comparability(report, args.run_a, args.run_b)
     for scorer, r in report["scorers"].items():
         print(
             f"{scorer}: run {args.run_a} = {_fmt(r['a'])}, run {args.run_b} = {_fmt(r['b'])}, "
@@ -441,6 +466,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"  pass -> fail {_listed(r['pass_to_fail'])}")
         print(f"  fail -> pass {_listed(r['fail_to_pass'])}")
     return EXIT_OK
+
+
+def _print_comparability(report: Mapping[str, Any], a: int, b: int) -> None:
+    """Say first whether the two runs measured the same thing."""
+    if report["comparable"] is False:
+        print(f"runs {a} and {b} are NOT comparable: they measured different things")
+        for d in report["differences"]:
+            print(f"  {d['field']}: {json.dumps(d['a'])} -> {json.dumps(d['b'])}")
+    elif report["comparable"] is None:
+        print(f"comparability unknown: {report['reason']}")
+    change = report.get("served_change")
+    if change:  # what an endpoint said it served is untrusted text: shown JSON-quoted
+        was = ", ".join(json.dumps(v) for v in change["before"]) or "none"
+        now = json.dumps(change["after"])
+        print(f"served {change['field']} changed: run {a} {was}, run {b} {now}")
 
 
 _SHOWN = 20

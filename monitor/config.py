@@ -365,6 +365,10 @@ class DriftConfig(_Model):
     arl0: float = Field(default=10000.0, gt=1)
     # `alpha` bounds false alarms over this many runs; 1 makes it a per-run level (CI gates)
     horizon_runs: int = Field(default=30, ge=1, le=100_000)
+    # when the served model or system fingerprint is not the baseline's: judge against the
+    # baseline anyway and say so (keep), or judge only against baseline runs served the
+    # same way, which starts a new baseline (docs/statistics.md, "Served-model changes")
+    on_model_change: Literal["keep", "rebaseline"] = "keep"
 
     @field_validator("baseline")
     @classmethod

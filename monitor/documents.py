@@ -48,6 +48,9 @@ def run_document(
             for s in scores
         },
         "verdicts": {v.scorer: verdict_document(v) for v in verdicts},
+        # what the run measured (monitor/core/fingerprint.py); null for older runs
+        "fingerprint": None if run.fingerprint is None else run.fingerprint.to_json(),
+        "events": [dict(e) for e in run.events],
     }
 
 

@@ -17,12 +17,14 @@ import asyncio
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from monitor.clock import utc_now
 from monitor.config import MonitorSettings
 from monitor.core.evidence import RunEvidence
+from monitor.core.fingerprint import ServedChange, served_alike, served_change
 from monitor.core.model import Run, RunStatus, Verdict
 from monitor.core.scoring import Scorer
 from monitor.ports import Clock, JudgeStore
@@ -126,6 +128,7 @@ class StoreJudge:
         policy = drift_settings(mon)
         store = self._store
         ids, need, description = self._baseline(run, mon)
+        change, ids, description = self._served(run, mon, ids, description)
         evaluations: list[Evaluation] = []
         for name, current in evidence.scores.items():
             scorer = built.get(name)
@@ -153,6 +156,8 @@ class StoreJudge:
             labels = any(s.kind == "classification" for s in scorers)
             evaluations.extend(self._drift(evidence, ids, description, policy, labels))
         verdicts = decide(evaluations, policy, degraded=run.status is RunStatus.DEGRADED)
+        if change is not None:  # every verdict of the run says what it was judged against
+            verdicts = [replace(v, detail=f"{v.detail} Note: {change}.".lstrip()) for v in verdicts]
         now = self._clock()
         for v in verdicts:
             if v.cusum_state is not None:
@@ -160,7 +165,25 @@ class StoreJudge:
                     run.monitor, run.endpoint, v.scorer, run.benchmark_version, v.cusum_state, now
                 )
         store.save_verdicts(run.id, verdicts)
+        store.set_run_events(run.id, [change.to_json()] if change is not None else [])
         return verdicts
+
+    def _served(
+        self, run: Run, mon: MonitorSettings, ids: list[int], description: str
+    ) -> tuple[ServedChange | None, list[int], str]:
+        """Whether the run was served another model than its baseline; with
+        `on_model_change: rebaseline`, the baseline keeps only runs served alike."""
+        if run.fingerprint is None or not ids:
+            return None, ids, description
+        current = run.fingerprint
+        runs = self._store.get_runs(ids)
+        prints = {rid: fp for rid in ids if (r := runs.get(rid)) and (fp := r.fingerprint)}
+        change = served_change(current, prints.values())
+        if change is None or mon.drift.on_model_change == "keep":
+            return change, ids, description
+        kept = [rid for rid in ids if rid in prints and served_alike(current, prints[rid])]
+        left = len(ids) - len(kept)
+        return change, kept, f"{description}, {left} run(s) served otherwise left out"
 
     def _split_gaps(
         self,

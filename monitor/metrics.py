@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import Response, Run, RunStatus, ScoreSummary, Verdict, VerdictKind
 
 SCORE_LABELS = ("monitor", "benchmark", "endpoint", "scorer")
@@ -52,6 +53,11 @@ class Snapshot:
     run_counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
     item_totals: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     targets: list[MonitorTarget] = field(default_factory=list)
+    # endpoint -> (served model, system fingerprint) of its newest answered run
+    served: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # (monitor, endpoint) -> 1 when its newest answered run was served otherwise than
+    # its baseline (monitor/core/fingerprint.py, served_change)
+    served_changed: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def build_snapshot(
@@ -66,6 +72,7 @@ def build_snapshot(
     """Assemble the snapshot from store reads (the caller does the I/O, in a thread)."""
     configured = {(t.monitor, t.endpoint) for t in targets}
     snap = Snapshot(targets=list(targets), run_counts=dict(run_counts))
+    _served(snap, latest_runs, configured)
     for run in latest_runs:
         if (run.monitor, run.endpoint) not in configured or run.status is RunStatus.RUNNING:
             continue  # removed from the config (history kept), or not finished yet
@@ -82,6 +89,28 @@ def build_snapshot(
         snap.item_totals[(mon, bench, ep, "ok")] = ok
         snap.item_totals[(mon, bench, ep, "error")] = errors
     return snap
+
+
+_ANSWERED = (RunStatus.SUCCEEDED, RunStatus.DEGRADED)
+
+
+def _served(snap: Snapshot, latest_runs: Sequence[Run], configured: set[tuple[str, str]]) -> None:
+    """What each endpoint served in its newest answered run, and which pairs changed."""
+    newest: dict[tuple[str, str], Run] = {}
+    for run in latest_runs:  # ordered by id within a pair
+        if run.status in _ANSWERED and (run.monitor, run.endpoint) in configured:
+            newest[run.monitor, run.endpoint] = run
+    by_endpoint: dict[str, tuple[int, Fingerprint]] = {}
+    for (monitor, endpoint), run in newest.items():
+        fp = run.fingerprint
+        if fp is not None and run.id > by_endpoint.get(endpoint, (-1, fp))[0]:
+            by_endpoint[endpoint] = (run.id, fp)
+        changed = any(e.get("kind") == "served_model_changed" for e in run.events)
+        snap.served_changed[monitor, endpoint] = int(changed)
+    for endpoint, (_, fp) in by_endpoint.items():
+        snap.served[endpoint] = (fp.served_model or "", fp.system_fingerprint or "")
+    for target in snap.targets:
+        snap.served_changed.setdefault((target.monitor, target.endpoint), 0)
 
 
 class StoreCollector(Collector):
@@ -106,6 +135,7 @@ class StoreCollector(Collector):
         yield from _verdict_families(snap)
         yield from _run_families(snap)
         yield from _target_families(snap)
+        yield from _served_families(snap)
 
 
 def _finite(value: float | None) -> bool:
@@ -234,6 +264,26 @@ def _target_families(snap: Snapshot) -> Iterator[Metric]:
         target = next(t for t in snap.targets if t.monitor == key[0])
         floor.add_metric(key, target.score_floor)  # type: ignore[arg-type]
     yield from (interval, floor)
+
+
+def _served_families(snap: Snapshot) -> Iterator[Metric]:
+    info = GaugeMetricFamily(
+        "monitor_endpoint_model_info",
+        "Always 1: the model and system fingerprint most answers of the endpoint's newest "
+        "answered run carried (empty when the API returns none).",
+        labels=("endpoint", "model", "fingerprint"),
+    )
+    for endpoint, (model, fingerprint) in sorted(snap.served.items()):
+        info.add_metric((endpoint, model, fingerprint), 1)
+    changed = GaugeMetricFamily(
+        "monitor_served_model_changed",
+        "1 when the newest answered run was served another model or system fingerprint "
+        "than its baseline runs, for the same configured model.",
+        labels=("monitor", "endpoint"),
+    )
+    for key, value in sorted(snap.served_changed.items()):
+        changed.add_metric(key, value)
+    yield from (info, changed)
 
 
 class Metrics:

@@ -9,13 +9,14 @@ docs/architecture.md for which adapter implements which port.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from monitor.config import BenchmarkSettings, EndpointSettings, MonitorSettings
 from monitor.core.alerts import Alert
 from monitor.core.evidence import BaselineSignals, RunEvidence
+from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import (
     Benchmark,
     Item,
@@ -115,6 +116,7 @@ class RunStore(Protocol):
         n_errors: int,
         model_id: str | None,
         scores: Sequence[ScoreSummary],
+        fingerprint: Fingerprint | None = None,
     ) -> Run: ...
 
 
@@ -157,6 +159,8 @@ class JudgeStore(Protocol):
     ) -> None: ...
 
     def save_verdicts(self, run_id: int, verdicts: Sequence[Verdict]) -> None: ...
+
+    def set_run_events(self, run_id: int, events: Sequence[Mapping[str, Any]]) -> None: ...
 
 
 class AlertStore(Protocol):

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from monitor.clock import utc_now
 from monitor.core.evidence import RunEvidence, predicted_label
+from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import (
     Benchmark,
     Item,
@@ -87,6 +88,9 @@ class RunRequest:
     # built once per plan (monitor.service); empty means "build the benchmark's own"
     scorers: tuple[Scorer, ...] = ()
     endpoint_url: str | None = None  # named in the log when items fail
+    # the configured part of what the run measures (monitor.service builds it); the
+    # runner adds what the answers said was served
+    fingerprint: Fingerprint | None = None
 
     def built_scorers(self) -> tuple[Scorer, ...]:
         return self.scorers or tuple(build_scorer(s) for s in self.benchmark.scorers)
@@ -234,7 +238,7 @@ class Runner:
         )
         log.info("run_started", items=len(bench.items), trigger=request.trigger)
         progress = Progress(total=len(bench.items))
-        collected = _Collected(request.built_scorers())
+        collected = _Collected(request.built_scorers(), request.fingerprint)
         self.active.add(run.id)
         try:
             return await self._complete(request, run, collected, progress, judge, on_progress, log)
@@ -306,7 +310,14 @@ class Runner:
         # (API, metrics, demo) also sees its verdicts.
         verdicts: list[Verdict] = []
         if judge is not None:
-            judged = replace(run, status=status, n_items=progress.done, n_errors=progress.errors)
+            judged = replace(
+                run,
+                status=status,
+                n_items=progress.done,
+                n_errors=progress.errors,
+                model_id=collected.model_id,
+                fingerprint=collected.fingerprint(),
+            )
             try:
                 verdicts = await judge(judged, collected.evidence())
             except Exception as exc:
@@ -387,6 +398,7 @@ class Runner:
         scores: Sequence[ScoreSummary],
     ) -> Run:
         finished_at = self._clock()
+        fingerprint = collected.fingerprint()
 
         def finish() -> Run:
             return self._store.finish_run(
@@ -397,6 +409,7 @@ class Runner:
                 n_errors=progress.errors,
                 model_id=collected.model_id,
                 scores=scores,
+                fingerprint=fingerprint,
             )
 
         try:
@@ -413,6 +426,7 @@ class Runner:
                 n_items=progress.done,
                 n_errors=progress.errors,
                 model_id=collected.model_id,
+                fingerprint=fingerprint,
             )
 
     async def record_pending(self) -> int:
@@ -427,11 +441,25 @@ class Runner:
         return len(self._unrecorded)
 
 
+MAX_SERVED_VALUES = 20  # distinct served models / fingerprints kept per run
+
+
+def _count(counts: Counter[str], value: str) -> None:
+    """Count a served value; answers are untrusted, so the distinct values are bounded."""
+    value = value[:200]
+    if value not in counts and len(counts) >= MAX_SERVED_VALUES:
+        value = "(other)"
+    counts[value] += 1
+
+
 class _Collected:
     """Scores every response and keeps what aggregation and the judge need."""
 
-    def __init__(self, scorers: Sequence[Scorer]) -> None:
+    def __init__(self, scorers: Sequence[Scorer], fingerprint: Fingerprint | None = None) -> None:
         self._scorers = scorers
+        self._fingerprint = fingerprint
+        self.served_models: Counter[str] = Counter()
+        self.system_fingerprints: Counter[str] = Counter()
         self.scores: dict[str, dict[str, float]] = {s.name: {} for s in scorers}
         self._labels: dict[str, tuple[list[str], list[str]]] = {
             s.name: ([], []) for s in scorers if s.kind == "classification"
@@ -445,9 +473,18 @@ class _Collected:
         self.predicted: list[str] = []
         self.error_kinds: Counter[str] = Counter()
 
+    def fingerprint(self) -> Fingerprint | None:
+        if self._fingerprint is None:
+            return None
+        return self._fingerprint.served(self.served_models, self.system_fingerprints)
+
     def add(self, item: Item, response: Response) -> ItemResult:
-        if self.model_id is None and response.model_id:
-            self.model_id = response.model_id
+        if response.model_id:
+            if self.model_id is None:
+                self.model_id = response.model_id
+            _count(self.served_models, response.model_id)
+        if response.system_fingerprint:
+            _count(self.system_fingerprints, response.system_fingerprint)
         item_scores: dict[str, float] = {}
         output = response.output
         if response.error is not None:

@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Sequence
+import hashlib
+import json
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
+from monitor import __version__
 from monitor.clock import utc_now
-from monitor.config import EndpointSettings, MonitorSettings, Settings
-from monitor.core.model import Benchmark
+from monitor.config import EndpointSettings, MonitorSettings, Settings, mask_secrets
+from monitor.core.fingerprint import Fingerprint
+from monitor.core.model import Benchmark, ScorerSpec
 from monitor.core.scoring import Scorer, build_scorer
 from monitor.errors import ConfigError
 from monitor.log import mask_url_credentials
@@ -36,7 +42,7 @@ from monitor.ports import (
 )
 from monitor.runner import Progress, Runner, RunOutcome, RunRequest
 
-__all__ = ["RunPlan", "RunService", "select_endpoints"]
+__all__ = ["RunPlan", "RunService", "measurement", "select_endpoints"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,7 @@ class RunPlan:
     scorers: tuple[Scorer, ...]
     client: EndpointClient
     trigger: str
+    fingerprint: Fingerprint | None = None
 
     def request(self) -> RunRequest:
         return RunRequest(
@@ -60,7 +67,53 @@ class RunPlan:
             trigger=self.trigger,
             scorers=self.scorers,
             endpoint_url=mask_url_credentials(self.endpoint.url),
+            fingerprint=self.fingerprint,
         )
+
+
+def measurement(
+    ep: EndpointSettings, bench: Benchmark, secrets: Collection[str] = ()
+) -> Fingerprint:
+    """The configured part of a run's fingerprint (monitor/core/fingerprint.py).
+
+    The URL contributes its host only (a path or query may carry a key); parameter
+    values that came from secrets are masked; the request and response templates of
+    the generic protocols enter as a digest.
+    """
+    url = urlsplit(ep.url)
+    shape: dict[str, Any] = {"body": ep.body, "response": ep.response, "output": ep.output}
+    shape["input"] = ep.input.model_dump(mode="json") if ep.input is not None else None
+    request = None
+    if any(v is not None for v in shape.values()):
+        encoded = json.dumps(shape, sort_keys=True).encode()
+        request = hashlib.sha256(encoded).hexdigest()[:16]
+    return Fingerprint(
+        endpoint_type=ep.type,
+        endpoint_host=url.hostname + (f":{url.port}" if url.port else "") if url.hostname else "",
+        model=ep.model,
+        params={k: _masked(v, secrets) for k, v in ep.params.items()},
+        request=request,
+        benchmark_version=bench.version,
+        scorers=tuple(_scorer_id(s) for s in bench.scorers),
+        monitor_version=__version__,
+    )
+
+
+def _masked(value: Any, secrets: Collection[str]) -> Any:
+    if isinstance(value, str):
+        return mask_secrets(value, secrets)
+    if isinstance(value, dict):
+        return {k: _masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, secrets) for v in value]
+    return value
+
+
+def _scorer_id(spec: ScorerSpec) -> str:
+    """``name=kind`` plus its parameters and, for a custom scorer, its version."""
+    extra = json.dumps(dict(spec.params), sort_keys=True, default=str) if spec.params else ""
+    version = f"@{spec.custom.version}" if spec.custom is not None and spec.custom.version else ""
+    return f"{spec.name}={spec.kind}{version}{extra}"
 
 
 def select_endpoints(settings: Settings, monitor: str, endpoints: Sequence[str] = ()) -> list[str]:
@@ -127,7 +180,8 @@ class RunService:
         bench = await asyncio.to_thread(self._benchmarks, settings.benchmark(mon.benchmark))
         scorers = tuple(build_scorer(s) for s in bench.scorers)
         client = await self._client(settings, ep)
-        return RunPlan(mon, ep, bench, scorers, client, trigger)
+        fingerprint = measurement(ep, bench, settings.secrets)
+        return RunPlan(mon, ep, bench, scorers, client, trigger, fingerprint)
 
     async def _client(self, settings: Settings, ep: EndpointSettings) -> EndpointClient:
         key = _client_key(ep)

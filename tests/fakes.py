@@ -19,6 +19,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from monitor.core.alerts import Alert, AlertState
+from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import (
     Benchmark,
     ErrorKind,
@@ -172,6 +173,7 @@ class MemoryRunStore:
         n_errors: int,
         model_id: str | None,
         scores: Sequence[ScoreSummary],
+        fingerprint: Fingerprint | None = None,
     ) -> Run:
         self.calls.append("finish_run")
         run = replace(
@@ -181,6 +183,7 @@ class MemoryRunStore:
             n_items=n_items,
             n_errors=n_errors,
             model_id=model_id,
+            fingerprint=fingerprint,
         )
         self.runs[run_id] = run
         self.scores[run_id] = list(scores)

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from monitor.api.deps import MAX_ID, NAME, Store, problems
+from monitor.core.fingerprint import BENCHMARK_FIELDS, CONFIGURED, differences, served_change
 from monitor.core.model import Run, RunStatus
 from monitor.core.stats.equivalence import EquivalenceResult, paired_equivalence, rank_endpoints
 from monitor.core.stats.paired import InsufficientDataError
@@ -75,6 +76,40 @@ def _run_ref(run: Run) -> dict[str, Any]:
         "endpoint": run.endpoint,
         "started_at": run.started_at.isoformat(),
         "model_id": run.model_id,
+        "fingerprint": None if run.fingerprint is None else run.fingerprint.to_json(),
+    }
+
+
+def comparability(run_a: Run, run_b: Run) -> dict[str, Any]:
+    """Whether two runs measured the same thing, and if not, which fields differ.
+
+    `comparable` is None when a run has no fingerprint (stored before they existed).
+    Two runs of one endpoint must agree on every configured field; runs of two
+    endpoints (model selection) only on the benchmark version and the scorers, and
+    `configuration` lists what else differs between them, which is what is being
+    chosen. A served-model change (same configuration, another model behind it)
+    leaves the runs comparable, and is reported beside: it may be the very change being
+    compared.
+    """
+    fa, fb = run_a.fingerprint, run_b.fingerprint
+    if fa is None or fb is None:
+        missing = run_a.id if fa is None else run_b.id
+        return {
+            "comparable": None,
+            "differences": [],
+            "configuration": [],
+            "served_change": None,
+            "reason": f"run {missing} has no fingerprint (stored before fingerprints existed)",
+        }
+    same_endpoint = run_a.endpoint == run_b.endpoint
+    found = differences(fa, fb, CONFIGURED if same_endpoint else BENCHMARK_FIELDS)
+    change = served_change(fb, [fa])
+    return {
+        "comparable": not found,
+        "differences": [d.to_json() for d in found],
+        "configuration": [d.to_json() for d in differences(fa, fb)],
+        "served_change": None if change is None else change.to_json(),
+        "reason": "; ".join(str(d) for d in found) or None,
     }
 
 
@@ -102,6 +137,7 @@ def compare_runs(
         "alpha": alpha,
         "a": _run_ref(run_a),
         "b": _run_ref(run_b),
+        **comparability(run_a, run_b),
         "scorers": {},
     }
     for name in sorted(common):

@@ -38,6 +38,7 @@ from monitor.api.compare import (
 )
 from monitor.api.deps import MAX_ID, NAME, Daemon, DaemonView, Store
 from monitor.api.runbook import render_runbook
+from monitor.core.fingerprint import Fingerprint, differences
 from monitor.core.model import ItemResult, Run, RunStatus, ScoreSummary, Verdict, VerdictKind
 from monitor.storage import SqlStore
 from monitor.storage.repository import VERDICT_SEVERITY
@@ -190,6 +191,19 @@ class TrendRun:
     baseline_range: tuple[float, float] | None  # min and max score of its baseline runs
 
 
+def _fingerprint_changes(before: Fingerprint | None, after: Fingerprint | None) -> list[str]:
+    """What changed between two runs' fingerprints, for a marker's title."""
+    if before is None or after is None:
+        return []
+    out = [str(d) for d in differences(before, after) if d.field != "benchmark_version"]
+    if before.system_fingerprint != after.system_fingerprint:
+        out.append(
+            f"system fingerprint {before.system_fingerprint or '?'} → "
+            f"{after.system_fingerprint or '?'}"
+        )
+    return out
+
+
 def _polygon(upper: Sequence[tuple[float, float]], lower: Sequence[tuple[float, float]]) -> str:
     if not upper:
         return ""
@@ -256,6 +270,7 @@ def trend_chart(rows: Sequence[TrendRun], *, width: int = 760, height: int = 240
                 changes.append(f"model {prev.model_id or '?'} → {r.run.model_id or '?'}")
             if r.run.benchmark_version != prev.benchmark_version:
                 changes.append(f"benchmark version {r.run.benchmark_version[:12]}")
+            changes.extend(_fingerprint_changes(prev.fingerprint, r.run.fingerprint))
             if changes:
                 markers.append(ChartMarker((x + x_of(i - 1)) / 2, "; ".join(changes)))
     ticks = tuple((y_of(lo + (hi - lo) * k / 4), _fmt(lo + (hi - lo) * k / 4)) for k in range(5))

@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from monitor.core.fingerprint import Fingerprint
+
 
 class RunStatus(StrEnum):
     """Life cycle of one run: running, then exactly one final state."""
@@ -127,6 +129,7 @@ class Response:
     model_id: str | None = None
     usage: Usage | None = None
     attempts: int = 1
+    system_fingerprint: str | None = None  # OpenAI-compatible APIs' `system_fingerprint`
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,10 @@ class Run:
     n_items: int = 0
     n_errors: int = 0
     model_id: str | None = None
+    # what the run measured (None for runs stored before fingerprints, and unfinished ones)
+    fingerprint: Fingerprint | None = None
+    # what judging noticed about the run itself, e.g. a served-model change (JSON objects)
+    events: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

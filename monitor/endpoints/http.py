@@ -376,6 +376,7 @@ class Prediction(NamedTuple):
     output: str
     model_id: str | None = None
     usage: Usage | None = None
+    system_fingerprint: str | None = None
 
 
 class JsonEndpoint:
@@ -465,6 +466,7 @@ class JsonEndpoint:
                     model_id=prediction.model_id,
                     usage=prediction.usage,
                     attempts=attempt,
+                    system_fingerprint=prediction.system_fingerprint,
                 )
 
     def _decode_checked(self, payload: Any) -> Prediction:

@@ -69,10 +69,16 @@ class _OpenAIEndpoint(JsonEndpoint):
             hint = f" (error: {json.dumps(error)[:120]})" if error is not None else ""
             raise invalid_response(f"response has no choices[0]{hint}")
         model = payload.get("model")
+        # which backend configuration answered (OpenAI; null or absent elsewhere): a change
+        # behind a fixed model name shows here (monitor/core/fingerprint.py)
+        fingerprint = payload.get("system_fingerprint")
         return Prediction(
             output=self._output(choices[0]),
             model_id=model if isinstance(model, str) and model else None,
             usage=_usage(payload.get("usage")),
+            system_fingerprint=fingerprint[:200]
+            if isinstance(fingerprint, str) and fingerprint
+            else None,
         )
 
     def _output(self, choice: dict[str, Any]) -> str:

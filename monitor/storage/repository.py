@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.core.evidence import LABEL_PREFIX_CHARS, BaselineSignals, predicted_label
+from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import (
     Benchmark,
     ChangedItems,
@@ -140,7 +141,19 @@ def _run_from(row: RowMapping) -> Run:
         n_items=row["n_items"],
         n_errors=row["n_errors"],
         model_id=row["model_id"],
+        fingerprint=_fingerprint_from(row.get("fingerprint")),
+        events=tuple(row.get("events") or ()),
     )
+
+
+def _fingerprint_from(raw: Any) -> Fingerprint | None:
+    """The stored fingerprint; one that does not read (a hand-edited row) is left out."""
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        return Fingerprint.from_json(raw)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _is_plain(value: Any, depth: int = 0) -> bool:
@@ -453,8 +466,9 @@ class SqlStore(EngineAccess):
         n_errors: int,
         model_id: str | None,
         scores: Sequence[ScoreSummary],
+        fingerprint: Fingerprint | None = None,
     ) -> Run:
-        """Set a run's final status and counts and replace its run-level scores.
+        """Set a run's final status, counts and fingerprint; replace its run-level scores.
 
         A run started under a leadership (`fence_with`) is fenced: unless the session
         that held the lock then holds it still, in this very transaction, the run is
@@ -466,6 +480,7 @@ class SqlStore(EngineAccess):
         if status is RunStatus.RUNNING:
             raise ValueError("finish_run needs a final status, not 'running'")
         fence = self._run_fences.get(run_id)
+        stored_fingerprint = None if fingerprint is None else fingerprint.to_json()
         with self._write(f"finish run {run_id}") as conn:
             if fence is not None and not _holds(conn, fence):
                 conn.execute(
@@ -477,6 +492,7 @@ class SqlStore(EngineAccess):
                         n_items=n_items,
                         n_errors=n_errors,
                         model_id=model_id,
+                        fingerprint=stored_fingerprint,
                         status_reason=LEADERSHIP_LOST,
                     )
                 )
@@ -494,6 +510,7 @@ class SqlStore(EngineAccess):
                     n_items=n_items,
                     n_errors=n_errors,
                     model_id=model_id,
+                    fingerprint=stored_fingerprint,
                 )
             )
             if updated.rowcount != 1:
@@ -504,6 +521,15 @@ class SqlStore(EngineAccess):
             row = conn.execute(sa.select(t.run).where(t.run.c.id == run_id)).mappings().one()
         self._run_fences.pop(run_id, None)
         return _run_from(row)
+
+    def set_run_events(self, run_id: int, events: Sequence[Mapping[str, Any]]) -> None:
+        """Replace what judging noticed about a run (`Run.events`); empty clears it."""
+        with self._write(f"record the events of run {run_id}") as conn:
+            conn.execute(
+                sa.update(t.run)
+                .where(t.run.c.id == run_id)
+                .values(events=[dict(e) for e in events] or None)
+            )
 
     def save_verdicts(self, run_id: int, verdicts: Sequence[Verdict]) -> None:
         """Replace a run's verdicts and set `run.judged` to the worst of them.

@@ -166,6 +166,9 @@ class RunRow(StorageModel, table=True):
     n_errors: int = 0
     model_id: str | None = Field(default=None, sa_type=sa.String)
     judged: str | None = Field(default=None, sa_type=sa.String)
+    # what the run measured (monitor/core/fingerprint.py) and what judging noticed
+    fingerprint: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
+    events: list[dict[str, Any]] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
 
 
 class ItemResultRow(StorageModel, table=True):

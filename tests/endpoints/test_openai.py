@@ -59,6 +59,15 @@ class TestOpenAIChat:
         assert response.usage == Usage(prompt_tokens=12, completion_tokens=2)
         assert response.attempts == 1
 
+    async def test_system_fingerprint_is_captured(self, server, make_endpoint) -> None:
+        """OpenAI's `system_fingerprint` is kept; null or absent gives None."""
+        server.respond(json=chat_reply("refund", system_fingerprint="fp_44709d6fcb"))
+        server.respond(json=chat_reply("refund", system_fingerprint=None))
+        server.respond(json=chat_reply("refund"))
+        endpoint = make_endpoint()
+        answers = [await endpoint.predict(ITEM) for _ in range(3)]
+        assert [a.system_fingerprint for a in answers] == ["fp_44709d6fcb", None, None]
+
     async def test_missing_usage_and_model_are_none(self, server, make_endpoint) -> None:
         """Servers that report neither model nor usage still give an output."""
         server.respond(json={"choices": [{"message": {"content": "ok"}}]})

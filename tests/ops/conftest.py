@@ -249,6 +249,12 @@ def _exporter_registry() -> tuple[  # noqa: PLR0915 - the simulated data, kept i
             errors.labels(endpoint, kind)
         run_duration.labels("intents-prod", endpoint).observe(42)
     floor.labels("intents-prod", "support-intents", "exact_match").set(0.8)
+    model = gauge("monitor_endpoint_model_info", ["endpoint", "model", "fingerprint"])
+    changed = gauge("monitor_served_model_changed", ["monitor", "endpoint"])
+    model.labels("chat-prod", "gpt-4o-2024-11-20", "fp_b").set(1)
+    model.labels("chat-canary", "gpt-4o-2024-08-06", "").set(1)
+    changed.labels("intents-prod", "chat-prod").set(1)  # a silent update on chat-prod
+    changed.labels("intents-prod", "chat-canary").set(0)
 
     def tick() -> None:
         for endpoint in ("chat-prod", "chat-canary"):

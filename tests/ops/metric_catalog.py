@@ -42,6 +42,8 @@ CATALOG: dict[str, Metric] = {
     "monitor_alerts_firing": Metric("gauge", ()),
     "monitor_build_info": Metric("gauge", ("version",)),
     "monitor_ui_info": Metric("gauge", ("url",)),
+    "monitor_endpoint_model_info": Metric("gauge", ("endpoint", "model", "fingerprint")),
+    "monitor_served_model_changed": Metric("gauge", ("monitor", "endpoint")),
     "monitor_config_last_reload_successful": Metric("gauge", ()),
     "monitor_leader": Metric("gauge", ()),
     "monitor_run_in_progress": Metric("gauge", ("monitor", "endpoint")),

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import (
     Benchmark,
     ChangedItems,
@@ -189,6 +190,41 @@ class TestRuns:
         assert done.finished_at == run.started_at + timedelta(seconds=42)
         assert store.get_run(run.id) == done
         assert store.run_scores([run.id]) == {run.id: scores}
+
+    def test_fingerprint_and_events_round_trip(self, store: SqlStore, new_run: NewRun) -> None:
+        """The fingerprint given at finish and the events judging sets come back as given."""
+        run = new_run(status=RunStatus.RUNNING)
+        fp = Fingerprint(
+            endpoint_type="openai-chat",
+            endpoint_host="llm:443",
+            model="gpt-x",
+            params={"temperature": 0.2, "stop": ["\n"], "nested": {"a": None}},
+            request=None,
+            benchmark_version="v1",
+            scorers=("em=exact_match",),
+            monitor_version="0.1.0",
+            served_models={"gpt-x-1": 9, "gpt-x-2": 1},
+            system_fingerprints={"fp_a": 10},
+        )
+        done = store.finish_run(
+            run.id,
+            status=RunStatus.SUCCEEDED,
+            finished_at=T0,
+            n_items=10,
+            n_errors=0,
+            model_id="gpt-x-1",
+            scores=(),
+            fingerprint=fp,
+        )
+        assert done.fingerprint == fp
+        event = {"kind": "served_model_changed", "field": "model", "before": ["a"], "after": "b"}
+        store.set_run_events(run.id, [event])
+        stored = store.get_run(run.id)
+        assert stored is not None
+        assert (stored.fingerprint, [dict(e) for e in stored.events]) == (fp, [event])
+        store.set_run_events(run.id, [])
+        assert store.get_run(run.id).events == ()  # type: ignore[union-attr]
+        assert new_run().fingerprint is None  # a run finished without one
 
     def test_finish_run_twice_replaces_scores(self, store: SqlStore, new_run: NewRun) -> None:
         """Re-finishing a run replaces its scores rather than duplicating them."""

@@ -1,0 +1,277 @@
+"""Run fingerprints end to end, against a loopback OpenAI-compatible server.
+
+The server answers like OpenAI's chat completions API, with `model`, `usage` and a
+`system_fingerprint` the test changes mid-history. The daemon is built in-process by the
+composition root with its real HTTP client, so the path under test is the adapter's
+parsing, the runner's counting, the store, the judge, the metrics and `monitor compare`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor import __version__
+from monitor.api.compare import compare_runs
+from monitor.app import build_daemon
+from monitor.config import load_settings
+from monitor.core.model import Run
+from monitor.daemon import Daemon
+from monitor.notify import Notifier
+from monitor.scheduling import fire
+from tests.fakes import ManualClock, RecordingSleep
+
+N = 40
+
+CONFIG = """\
+storage: {{url: "sqlite:///{db}"}}
+server: {{listen: "127.0.0.1:1"}}
+endpoints:
+  - name: ep
+    type: openai-chat
+    url: "{url}/v1"
+    model: gpt-x
+    params: {{temperature: {temperature}, max_tokens: 8}}
+    retries: 0
+benchmarks:
+  - {{name: b, data: items.jsonl, prompt: "{{{{ text }}}}", reference: label,
+      scorers: [exact_match]}}
+monitors:
+  - name: m
+    benchmark: b
+    endpoints: [ep]
+    drift: {{baseline: "rolling:3", on_model_change: {on_change}}}
+"""
+
+
+class OpenAIServer:
+    """Chat completions on 127.0.0.1: answers `yes`, with the model and fingerprint set."""
+
+    def __init__(self) -> None:
+        self.model = "gpt-x-2024-08-06"
+        self.fingerprint: str | None = "fp_a"
+        self.requests = 0
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        body = await request.json()
+        assert body["model"] == "gpt-x"
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{self.requests}",
+                "object": "chat.completion",
+                "model": self.model,
+                "system_fingerprint": self.fingerprint,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "yes"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+            }
+        )
+
+
+@pytest.fixture
+async def openai() -> AsyncIterator[OpenAIServer]:
+    server = OpenAIServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+class Setup:
+    """A config over the server, rewritable, and the daemon built from it."""
+
+    def __init__(self, folder: Path, url: str) -> None:
+        self.folder, self.url = folder, url
+        self.config = folder / "monitor.yaml"
+        rows = [{"id": f"i{k}", "text": f"q{k}", "label": "yes"} for k in range(N)]
+        (folder / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        self.write()
+        self.clock = ManualClock()
+
+    def write(self, temperature: float = 0, on_change: str = "keep") -> None:
+        self.config.write_text(
+            CONFIG.format(
+                db=self.folder / "monitor.db",
+                url=self.url,
+                temperature=temperature,
+                on_change=on_change,
+            )
+        )
+
+    def build(self) -> tuple[Daemon, Callable[[], None]]:
+        return build_daemon(
+            self.config,
+            load_settings(self.config),
+            clock=self.clock,
+            notifier=Notifier(sleep=RecordingSleep(), timeout=2.0),
+        )
+
+
+@pytest.fixture
+def setup(tmp_path: Path, openai: OpenAIServer) -> Setup:
+    return Setup(tmp_path, openai.url)
+
+
+@pytest.fixture
+async def daemon(setup: Setup) -> AsyncIterator[Daemon]:
+    built, close = setup.build()
+    try:
+        async with built.running():
+            yield built
+    finally:
+        close()
+
+
+async def runs(daemon: Daemon, setup: Setup, n: int) -> list[Run]:
+    """`n` scheduled runs an hour apart; all runs so far, oldest first."""
+    for _ in range(n):
+        setup.clock.advance(3600)
+        await fire("monitor", "m", "ep")
+        await daemon.wait_idle()
+    return daemon.store.list_runs()[::-1]
+
+
+def cli(*args: str) -> str:
+    """`monitor ARGS` as a user runs it; its standard output (exit code 0 asserted)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def sample(daemon: Daemon, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(daemon.metrics_text().decode()):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return None
+
+
+class TestFingerprint:
+    async def test_stored_with_what_was_configured_and_served(
+        self, daemon: Daemon, setup: Setup, openai: OpenAIServer
+    ) -> None:
+        """Type, host, model, parameters, version, scorers; served model and fingerprint."""
+        (run,) = await runs(daemon, setup, 1)
+        fp = run.fingerprint
+        assert fp is not None
+        assert (fp.endpoint_type, fp.endpoint_host) == ("openai-chat", openai.url[7:])
+        assert (fp.model, dict(fp.params)) == ("gpt-x", {"temperature": 0, "max_tokens": 8})
+        assert fp.benchmark_version == run.benchmark_version
+        assert fp.scorers == ("exact_match=exact_match",)
+        assert fp.monitor_version == __version__
+        assert dict(fp.served_models) == {"gpt-x-2024-08-06": N}
+        assert dict(fp.system_fingerprints) == {"fp_a": N}
+        assert run.events == ()
+        assert sample(daemon, "monitor_served_model_changed", monitor="m", endpoint="ep") == 0
+        labels = {"endpoint": "ep", "model": "gpt-x-2024-08-06", "fingerprint": "fp_a"}
+        assert sample(daemon, "monitor_endpoint_model_info", **labels) == 1
+
+    async def test_a_fingerprint_change_is_an_event_a_metric_and_a_flag(
+        self,
+        daemon: Daemon,
+        setup: Setup,
+        openai: OpenAIServer,
+    ) -> None:
+        """The provider swaps the backend behind the same model name after 4 runs."""
+        before = await runs(daemon, setup, 4)
+        assert all(r.events == () for r in before)
+        openai.fingerprint = "fp_b"
+        *_, last, changed = await runs(daemon, setup, 1)
+        event = {
+            "kind": "served_model_changed",
+            "field": "system_fingerprint",
+            "before": ["fp_a"],
+            "after": "fp_b",
+        }
+        assert [dict(e) for e in changed.events] == [event]
+        verdicts = daemon.store.run_verdicts([changed.id])[changed.id]
+        note = "Note: served system_fingerprint changed: baseline fp_a, this run fp_b."
+        assert verdicts
+        assert all(note in v.detail for v in verdicts)  # every check of the run says so
+        assert sample(daemon, "monitor_served_model_changed", monitor="m", endpoint="ep") == 1
+        labels = {"endpoint": "ep", "model": "gpt-x-2024-08-06", "fingerprint": "fp_b"}
+        assert sample(daemon, "monitor_endpoint_model_info", **labels) == 1
+        # the two runs are comparable (same configuration), and the change is reported
+        report = compare_runs(daemon.store, last, changed)
+        assert report["comparable"] is True
+        assert report["served_change"] == event
+        out = cli("compare", str(last.id), str(changed.id), "--config", str(setup.config))
+        assert 'served system_fingerprint changed: run 4 "fp_a", run 5 "fp_b"' in out
+        table = cli("runs", "--config", str(setup.config))
+        lines = table.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"│ {changed.id} "))
+        row = " ".join(lines[start : start + 3])  # a long cell wraps onto the next lines
+        assert "(fp_b)" in row
+        assert "changed" in row
+        # the next run's baseline still holds fp_a runs: it says so again
+        (*_, later) = await runs(daemon, setup, 1)
+        assert [dict(e) for e in later.events] == [{**event, "before": ["fp_a", "fp_b"]}]
+
+    async def test_rebaseline_judges_only_against_runs_served_alike(
+        self, daemon: Daemon, setup: Setup, openai: OpenAIServer
+    ) -> None:
+        """With on_model_change: rebaseline the changed run has no baseline left."""
+        setup.write(on_change="rebaseline")
+        assert (await daemon.reload())[0]
+        await runs(daemon, setup, 4)
+        openai.model = "gpt-x-2024-11-20"
+        (*_, changed) = await runs(daemon, setup, 1)
+        assert changed.events[0]["field"] == "model"
+        (verdict,) = [
+            v
+            for v in daemon.store.run_verdicts([changed.id])[changed.id]
+            if v.scorer == "exact_match"
+        ]
+        assert verdict.verdict.value == "no_baseline"
+        assert "3 run(s) served otherwise left out" in verdict.baseline
+
+    async def test_a_changed_temperature_makes_runs_not_comparable(
+        self, daemon: Daemon, setup: Setup
+    ) -> None:
+        """`monitor compare` names the parameter that differs, in text and JSON."""
+        (first,) = await runs(daemon, setup, 1)
+        setup.write(temperature=0.7)
+        assert (await daemon.reload())[0]
+        (_, second) = await runs(daemon, setup, 1)
+        config = ["--config", str(setup.config)]
+        out = cli("compare", str(first.id), str(second.id), *config)
+        assert f"runs {first.id} and {second.id} are NOT comparable" in out
+        assert "  params.temperature: 0 -> 0.7" in out
+        report = json.loads(
+            cli("compare", str(first.id), str(second.id), *config, "--format", "json")
+        )
+        assert report["comparable"] is False
+        assert report["differences"] == [{"field": "params.temperature", "a": 0, "b": 0.7}]
