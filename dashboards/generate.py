@@ -1030,6 +1030,42 @@ def monitor_detail() -> Json:
         8,
     )
 
+    lay.add(row("Cost and tokens"), 24, 1)
+    lay.add(
+        timeseries(
+            "Cost per run",
+            "Dollars the newest answered run cost, from the endpoint's configured price or "
+            "the genai-prices table; no line while the price is unknown (never 0).",
+            [
+                target(
+                    f"max by (endpoint) (monitor_run_cost_dollars{{{ME}}})",
+                    "{{endpoint}}",
+                )
+            ],
+            "currencyUSD",
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+    lay.add(
+        timeseries(
+            "Tokens per run",
+            "Tokens of the newest answered run: prompt and completion, and the cached and "
+            "reasoning parts of them. A model that starts writing twice as much shows here.",
+            [
+                target(
+                    f"max by (endpoint, kind) (monitor_run_tokens{{{ME}}})",
+                    "{{endpoint}} {{kind}}",
+                )
+            ],
+            "short",
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+
     lay.add(row("Endpoint latency"), 24, 1)
     lay.add(
         timeseries(

@@ -26,7 +26,8 @@ from monitor.core.model import Benchmark
 from monitor.endpoints import HttpClient, build_endpoint, check_endpoints
 from monitor.judge import StoreJudge
 from monitor.log import redactor
-from monitor.ports import AlertSink, Clock, EndpointFactory, LeaderLock, RunMetrics
+from monitor.ports import AlertSink, Clock, EndpointFactory, LeaderLock, Pricer, RunMetrics
+from monitor.pricing import TablePricer
 from monitor.runner import Runner
 from monitor.service import RunService
 
@@ -93,10 +94,15 @@ def build_service(
     metrics: RunMetrics | None = None,
     alerts: AlertSink | None = None,
     clock: Clock = utc_now,
+    pricer: Pricer | None = None,
 ) -> RunService:
-    """The run use case over `store`, with endpoints sharing `http`'s connection pool."""
+    """The run use case over `store`, with endpoints sharing `http`'s connection pool;
+    runs are priced from the genai-prices table unless another `pricer` is given."""
     runner = Runner(
-        store, observe=None if metrics is None else metrics.observe_response, clock=clock
+        store,
+        observe=None if metrics is None else metrics.observe_response,
+        clock=clock,
+        pricer=pricer or TablePricer(),
     )
     return RunService(
         store,

@@ -310,6 +310,27 @@ def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
     for o in outcomes:
         if o.error_kinds:
             console.print(escape(_failure_line(o)), highlight=False)
+        if o.run.usage is not None and o.run.usage.tokens.answers:
+            console.print(escape(_usage_line(o.run)), highlight=False)
+
+
+def _usage_line(run: Any) -> str:
+    """`run 7 @ chat: 400 prompt + 40 completion tokens ..., cost $0.0021 (basis)`."""
+    usage = run.usage
+    t = usage.tokens
+    parts = [f"{t.prompt:,} prompt + {t.completion:,} completion tokens"]
+    extra = [f"{n:,} {name}" for n, name in ((t.cached, "cached"), (t.reasoning, "reasoning")) if n]
+    if extra:
+        parts.append(f" ({', '.join(extra)})")
+    return (
+        f"run {run.id} @ {run.endpoint}: {''.join(parts)} over {t.answers:,} answers, "
+        f"cost {_dollars(usage.dollars)} ({usage.basis})"
+    )
+
+
+def _dollars(value: float | None) -> str:
+    """Dollars with 4 significant figures; unknown is said, never shown as 0."""
+    return "unknown" if value is None else f"${value:.4g}"
 
 
 def _failure_line(o: RunOutcome) -> str:
@@ -370,6 +391,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         table.add_column(col)
     table.add_column("errors", justify="right")
     table.add_column("served")
+    table.add_column("cost", justify="right")
     table.add_column("scores")
     table.add_column("verdicts")
     for d in docs:
@@ -383,6 +405,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             str(d["n_items"]),
             str(d["n_errors"]),
             escape(_served(d)),
+            "-" if d["usage"] is None else _dollars(d["usage"]["cost_dollars"]),
             escape(", ".join(f"{k}={_fmt(v['value'])}" for k, v in d["scores"].items())),
             escape(", ".join(f"{k}={v['verdict']}" for k, v in d["verdicts"].items()) or "-"),
         )

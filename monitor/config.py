@@ -18,6 +18,7 @@ import os
 import re
 import socket
 from collections.abc import Collection, Iterable, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -197,6 +198,26 @@ class InputSettings(_Model):
     datatype: str = "FP64"
 
 
+class PriceSettings(_Model):
+    """The team's own price of an endpoint's tokens, from a date on."""
+
+    since: date
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+    cached_input_per_million: float | None = Field(default=None, ge=0)
+
+
+class PricingSettings(_Model):
+    """How runs on an endpoint are priced (docs/configuration.md, `pricing`)."""
+
+    # the price table's provider id (openai, anthropic, google, ...); default: from `url`
+    provider: str | None = None
+    # the model name to look up; default: the model the answers name, else `model`
+    model: str | None = None
+    # configured prices win over the table from their `since` date on
+    prices: list[PriceSettings] = Field(default_factory=list)
+
+
 class EndpointSettings(_Templated):
     name: Name
     type: EndpointType
@@ -216,6 +237,7 @@ class EndpointSettings(_Templated):
     response: str | None = None  # http-json / mlflow: path to the prediction, e.g. $.result.label
     input: InputSettings | None = None  # mlflow / kserve-v2
     output: str | None = None  # kserve-v2: output tensor name
+    pricing: PricingSettings = Field(default_factory=PricingSettings)
 
     @field_validator("url")
     @classmethod
@@ -240,8 +262,9 @@ class EndpointSettings(_Templated):
 
     def fingerprint(self) -> str:
         """Hash of the settings that change what is measured; header values are excluded
-        because they hold secrets and rotating a key does not change the model."""
-        data = self.model_dump(mode="json", exclude={"headers"})
+        because they hold secrets and rotating a key does not change the model, and prices
+        because they change what a run costs, not what it measures."""
+        data = self.model_dump(mode="json", exclude={"headers", "pricing"})
         data["header_names"] = sorted(self.headers)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -459,6 +459,7 @@ class Daemon:
                 verdicts=store.run_verdicts(ids),
                 run_counts=store.run_counts(),
                 item_totals=store.item_totals(),
+                usage_totals=store.usage_totals(),
                 targets=targets,
             )
         )

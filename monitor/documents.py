@@ -10,9 +10,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from monitor.core.cost import RunUsage
 from monitor.core.model import Run, ScoreSummary, Verdict
 
-__all__ = ["json_float", "run_document", "verdict_document"]
+__all__ = ["json_float", "run_document", "usage_document", "verdict_document"]
 
 
 def run_document(
@@ -51,6 +52,24 @@ def run_document(
         # what the run measured (monitor/core/fingerprint.py); null for older runs
         "fingerprint": None if run.fingerprint is None else run.fingerprint.to_json(),
         "events": [dict(e) for e in run.events],
+        # tokens summed over the answers and their cost; dollars null means unknown, not 0
+        "usage": None if run.usage is None else usage_document(run.usage),
+    }
+
+
+def usage_document(usage: RunUsage) -> dict[str, Any]:
+    """A run's tokens and cost (`monitor.core.cost.RunUsage`)."""
+    t = usage.tokens
+    return {
+        "tokens": {
+            "prompt": t.prompt,
+            "completion": t.completion,
+            "cached": t.cached,
+            "reasoning": t.reasoning,
+            "answers": t.answers,
+        },
+        "cost_dollars": json_float(usage.dollars),
+        "cost_basis": usage.basis,
     }
 
 

@@ -2,10 +2,11 @@
 
 One record per item result with every stored field: `run_id`, `item_key`, `output`,
 `scores` (an object of scorer -> value), `latency_s`, `error`, `error_detail`,
-`prompt_tokens`, `completion_tokens`, `attempts`. JSON has no NaN, so a value that was
-not computed is `null`. In CSV, `scores` is a JSON object in one cell, and a null cell
-is written `\\N` (PostgreSQL's COPY convention) so that a null output stays apart from
-an empty answer; `read_records` undoes both, so an export reads back to the same results.
+`prompt_tokens`, `completion_tokens`, `cached_tokens`, `reasoning_tokens`, `attempts`.
+JSON has no NaN, so a value that was not computed is `null`. In CSV, `scores` is a JSON
+object in one cell, and a null cell is written `\\N` (PostgreSQL's COPY convention) so that
+a null output stays apart from an empty answer; `read_records` undoes both, so an export
+reads back to the same results.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
 
-from monitor.core.model import ErrorKind, ItemResult, Usage
+from monitor.core.model import TOKEN_FIELDS, ErrorKind, ItemResult, Usage
 
 __all__ = ["FIELDS", "read_records", "record", "result_from_record", "write_records"]
 
@@ -31,6 +32,8 @@ FIELDS = (
     "error_detail",
     "prompt_tokens",
     "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
     "attempts",
 )
 _NULL = "\\N"
@@ -51,20 +54,15 @@ def record(run_id: int, result: ItemResult) -> dict[str, Any]:
         "latency_s": _finite(result.latency_s),
         "error": None if result.error is None else result.error.value,
         "error_detail": result.error_detail,
-        "prompt_tokens": None if usage is None else usage.prompt_tokens,
-        "completion_tokens": None if usage is None else usage.completion_tokens,
+        **{name: None if usage is None else getattr(usage, name) for name in TOKEN_FIELDS},
         "attempts": result.attempts,
     }
 
 
 def result_from_record(rec: Mapping[str, Any]) -> tuple[int, ItemResult]:
     """The run id and item result an export record describes."""
-    prompt, completion = rec["prompt_tokens"], rec["completion_tokens"]
-    usage = (
-        None
-        if prompt is None and completion is None
-        else Usage(prompt_tokens=prompt, completion_tokens=completion)
-    )
+    # exports made before cached and reasoning tokens were stored lack those two fields
+    usage = Usage.of(**{name: rec.get(name) for name in TOKEN_FIELDS})
     scores = rec["scores"] or {}
     return int(rec["run_id"]), ItemResult(
         item_key=str(rec["item_key"]),
@@ -104,13 +102,13 @@ def write_records(records: Iterable[Mapping[str, Any]], out: TextIO, fmt: str) -
     return count
 
 
-_INTS = ("run_id", "prompt_tokens", "completion_tokens", "attempts")
+_INTS = ("run_id", *TOKEN_FIELDS, "attempts")
 
 
 def _from_csv(row: Mapping[str, str]) -> dict[str, Any]:
     rec: dict[str, Any] = {}
     for name in FIELDS:
-        cell = row[name]
+        cell = row.get(name, _NULL)  # exports from before a field existed lack it
         if cell == _NULL:
             rec[name] = None
         elif name == "scores":

@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor.core.cost import RunUsage, TokenTotals
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import Response, Run, RunStatus, ScoreSummary, Verdict, VerdictKind
 
@@ -58,6 +59,9 @@ class Snapshot:
     # (monitor, endpoint) -> 1 when its newest answered run was served otherwise than
     # its baseline (monitor/core/fingerprint.py, served_change)
     served_changed: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (monitor, endpoint) -> the newest answered run's tokens and cost, and the totals
+    last_usage: dict[tuple[str, str], RunUsage] = field(default_factory=dict)
+    usage_totals: dict[tuple[str, str], tuple[TokenTotals, float]] = field(default_factory=dict)
 
 
 def build_snapshot(
@@ -68,11 +72,13 @@ def build_snapshot(
     run_counts: Mapping[tuple[str, str, str], int],
     item_totals: Mapping[tuple[str, str, str], tuple[int, int]],
     targets: Sequence[MonitorTarget],
+    usage_totals: Mapping[tuple[str, str], tuple[TokenTotals, float]] | None = None,
 ) -> Snapshot:
     """Assemble the snapshot from store reads (the caller does the I/O, in a thread)."""
     configured = {(t.monitor, t.endpoint) for t in targets}
     snap = Snapshot(targets=list(targets), run_counts=dict(run_counts))
     _served(snap, latest_runs, configured)
+    snap.usage_totals = {k: v for k, v in (usage_totals or {}).items() if k in configured}
     for run in latest_runs:
         if (run.monitor, run.endpoint) not in configured or run.status is RunStatus.RUNNING:
             continue  # removed from the config (history kept), or not finished yet
@@ -107,6 +113,8 @@ def _served(snap: Snapshot, latest_runs: Sequence[Run], configured: set[tuple[st
             by_endpoint[endpoint] = (run.id, fp)
         changed = any(e.get("kind") == "served_model_changed" for e in run.events)
         snap.served_changed[monitor, endpoint] = int(changed)
+        if run.usage is not None and run.usage.tokens.answers:
+            snap.last_usage[monitor, endpoint] = run.usage
     for endpoint, (_, fp) in by_endpoint.items():
         snap.served[endpoint] = (fp.served_model or "", fp.system_fingerprint or "")
     for target in snap.targets:
@@ -136,6 +144,7 @@ class StoreCollector(Collector):
         yield from _run_families(snap)
         yield from _target_families(snap)
         yield from _served_families(snap)
+        yield from _usage_families(snap)
 
 
 def _finite(value: float | None) -> bool:
@@ -284,6 +293,43 @@ def _served_families(snap: Snapshot) -> Iterator[Metric]:
     for key, value in sorted(snap.served_changed.items()):
         changed.add_metric(key, value)
     yield from (info, changed)
+
+
+_TOKEN_KINDS = ("prompt", "completion", "cached", "reasoning")
+
+
+def _usage_families(snap: Snapshot) -> Iterator[Metric]:
+    cost = GaugeMetricFamily(
+        "monitor_run_cost_dollars",
+        "Dollars the newest answered run cost (absent while its price is unknown).",
+        labels=("monitor", "endpoint"),
+    )
+    tokens = GaugeMetricFamily(
+        "monitor_run_tokens",
+        "Tokens of the newest answered run, by kind (cached and reasoning are parts of "
+        "prompt and completion).",
+        labels=("monitor", "endpoint", "kind"),
+    )
+    for (monitor, endpoint), usage in sorted(snap.last_usage.items()):
+        if usage.dollars is not None:
+            cost.add_metric((monitor, endpoint), usage.dollars)
+        for kind in _TOKEN_KINDS:
+            tokens.add_metric((monitor, endpoint, kind), getattr(usage.tokens, kind))
+    tokens_total = CounterMetricFamily(
+        "monitor_tokens",
+        "Tokens over all runs, by kind (counted in the store: survives restarts).",
+        labels=("monitor", "endpoint", "kind"),
+    )
+    dollars_total = CounterMetricFamily(
+        "monitor_cost_dollars",
+        "Dollars over all runs whose cost is known (counted in the store).",
+        labels=("monitor", "endpoint"),
+    )
+    for (monitor, endpoint), (totals, dollars) in sorted(snap.usage_totals.items()):
+        for kind in _TOKEN_KINDS:
+            tokens_total.add_metric((monitor, endpoint, kind), getattr(totals, kind))
+        dollars_total.add_metric((monitor, endpoint), dollars)
+    yield from (cost, tokens, tokens_total, dollars_total)
 
 
 class Metrics:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from monitor.config import BenchmarkSettings, EndpointSettings, MonitorSettings
 from monitor.core.alerts import Alert
+from monitor.core.cost import RunUsage, TokenTotals
 from monitor.core.evidence import BaselineSignals, RunEvidence
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import (
@@ -117,7 +118,22 @@ class RunStore(Protocol):
         model_id: str | None,
         scores: Sequence[ScoreSummary],
         fingerprint: Fingerprint | None = None,
+        usage: RunUsage | None = None,
     ) -> Run: ...
+
+
+class Pricer(Protocol):
+    """A maintained price table (`monitor.pricing.TablePricer`)."""
+
+    def table_price(
+        self,
+        tokens: TokenTotals,
+        *,
+        model: str,
+        provider: str | None,
+        api_url: str | None,
+        when: datetime,
+    ) -> tuple[float, str] | None: ...
 
 
 class JudgeStore(Protocol):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from monitor.clock import utc_now
+from monitor.core.cost import PricingPlan, RunUsage, TableLookup, TokenTotals, run_usage
 from monitor.core.evidence import RunEvidence, predicted_label
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import (
@@ -38,7 +39,7 @@ from monitor.core.scoring import Scorer, build_scorer, macro_f1_summary, summari
 from monitor.documents import run_document
 from monitor.errors import StorageError
 from monitor.log import get_logger
-from monitor.ports import Clock, EndpointClient, JudgeHook, RunStore
+from monitor.ports import Clock, EndpointClient, JudgeHook, Pricer, RunStore
 
 __all__ = [
     "STORE_RETRY",
@@ -91,6 +92,7 @@ class RunRequest:
     # the configured part of what the run measures (monitor.service builds it); the
     # runner adds what the answers said was served
     fingerprint: Fingerprint | None = None
+    pricing: PricingPlan | None = None  # None: the run's cost is not computed
 
     def built_scorers(self) -> tuple[Scorer, ...]:
         return self.scorers or tuple(build_scorer(s) for s in self.benchmark.scorers)
@@ -195,8 +197,10 @@ class Runner:
         batch_size: int = 256,
         flush_interval: float = 1.0,
         store_retry: RetryPolicy = STORE_RETRY,
+        pricer: Pricer | None = None,
     ) -> None:
         self._store = store
+        self._pricer = pricer
         self._observe = observe
         self._clock = clock
         self._batch_size = batch_size
@@ -238,7 +242,7 @@ class Runner:
         )
         log.info("run_started", items=len(bench.items), trigger=request.trigger)
         progress = Progress(total=len(bench.items))
-        collected = _Collected(request.built_scorers(), request.fingerprint)
+        collected = _Collected(request.built_scorers(), request.fingerprint, request.pricing)
         self.active.add(run.id)
         try:
             return await self._complete(request, run, collected, progress, judge, on_progress, log)
@@ -399,6 +403,7 @@ class Runner:
     ) -> Run:
         finished_at = self._clock()
         fingerprint = collected.fingerprint()
+        usage = await self._usage(run, collected)
 
         def finish() -> Run:
             return self._store.finish_run(
@@ -410,6 +415,7 @@ class Runner:
                 model_id=collected.model_id,
                 scores=scores,
                 fingerprint=fingerprint,
+                usage=usage,
             )
 
         try:
@@ -427,7 +433,39 @@ class Runner:
                 n_errors=progress.errors,
                 model_id=collected.model_id,
                 fingerprint=fingerprint,
+                usage=usage,
             )
+
+    async def _usage(self, run: Run, collected: _Collected) -> RunUsage | None:
+        """The run's tokens and cost; a price table that fails leaves the cost unknown."""
+        plan = collected.pricing
+        if plan is None:
+            return None
+        pricer = self._pricer
+        table: TableLookup | None = None
+        if pricer is not None:
+
+            def table(
+                tokens: TokenTotals, model: str, provider: str | None, url: str | None, when: Any
+            ) -> tuple[float, str] | None:
+                return pricer.table_price(
+                    tokens, model=model, provider=provider, api_url=url, when=when
+                )
+
+        def compute() -> RunUsage:
+            return run_usage(
+                collected.tokens,
+                plan,
+                served_model=collected.model_id,
+                when=run.started_at,
+                table=table,
+            )
+
+        try:  # the table loads its data on first use (~0.2 s): off the event loop
+            return await asyncio.to_thread(compute)
+        except Exception as exc:  # noqa: BLE001 - a price table must never fail a run
+            self._log.warning("run_cost_unknown", run_id=run.id, error=f"{type(exc).__name__}")
+            return RunUsage(collected.tokens, None, "unknown: the price lookup failed")
 
     async def record_pending(self) -> int:
         """Write final states that could not be stored earlier; returns how many remain."""
@@ -455,11 +493,18 @@ def _count(counts: Counter[str], value: str) -> None:
 class _Collected:
     """Scores every response and keeps what aggregation and the judge need."""
 
-    def __init__(self, scorers: Sequence[Scorer], fingerprint: Fingerprint | None = None) -> None:
+    def __init__(
+        self,
+        scorers: Sequence[Scorer],
+        fingerprint: Fingerprint | None = None,
+        pricing: PricingPlan | None = None,
+    ) -> None:
         self._scorers = scorers
         self._fingerprint = fingerprint
+        self.pricing = pricing
         self.served_models: Counter[str] = Counter()
         self.system_fingerprints: Counter[str] = Counter()
+        self.tokens = TokenTotals()
         self.scores: dict[str, dict[str, float]] = {s.name: {} for s in scorers}
         self._labels: dict[str, tuple[list[str], list[str]]] = {
             s.name: ([], []) for s in scorers if s.kind == "classification"
@@ -485,6 +530,7 @@ class _Collected:
             _count(self.served_models, response.model_id)
         if response.system_fingerprint:
             _count(self.system_fingerprints, response.system_fingerprint)
+        self.tokens = self.tokens.add(response.usage)
         item_scores: dict[str, float] = {}
         output = response.output
         if response.error is not None:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from monitor import __version__
 from monitor.clock import utc_now
 from monitor.config import EndpointSettings, MonitorSettings, Settings, mask_secrets
+from monitor.core.cost import Price, PricingPlan
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import Benchmark, ScorerSpec
 from monitor.core.scoring import Scorer, build_scorer
@@ -42,7 +43,7 @@ from monitor.ports import (
 )
 from monitor.runner import Progress, Runner, RunOutcome, RunRequest
 
-__all__ = ["RunPlan", "RunService", "measurement", "select_endpoints"]
+__all__ = ["RunPlan", "RunService", "measurement", "pricing_plan", "select_endpoints"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,23 @@ class RunPlan:
             scorers=self.scorers,
             endpoint_url=mask_url_credentials(self.endpoint.url),
             fingerprint=self.fingerprint,
+            pricing=pricing_plan(self.endpoint),
         )
+
+
+def pricing_plan(ep: EndpointSettings) -> PricingPlan:
+    """How runs on `ep` are priced: its configured prices, else the table's."""
+    pricing = ep.pricing
+    return PricingPlan(
+        prices=tuple(
+            Price(p.since, p.input_per_million, p.output_per_million, p.cached_input_per_million)
+            for p in pricing.prices
+        ),
+        provider=pricing.provider,
+        model=pricing.model,
+        configured=ep.model,
+        api_url=ep.url,
+    )
 
 
 def measurement(

@@ -19,6 +19,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from monitor.core.alerts import Alert, AlertState
+from monitor.core.cost import RunUsage
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import (
     Benchmark,
@@ -174,6 +175,7 @@ class MemoryRunStore:
         model_id: str | None,
         scores: Sequence[ScoreSummary],
         fingerprint: Fingerprint | None = None,
+        usage: RunUsage | None = None,
     ) -> Run:
         self.calls.append("finish_run")
         run = replace(
@@ -184,6 +186,7 @@ class MemoryRunStore:
             n_errors=n_errors,
             model_id=model_id,
             fingerprint=fingerprint,
+            usage=usage,
         )
         self.runs[run_id] = run
         self.scores[run_id] = list(scores)

@@ -10,9 +10,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.core.fingerprint import Fingerprint
+
+if TYPE_CHECKING:  # cost builds on Usage here: imported for annotations only
+    from monitor.core.cost import RunUsage
 
 
 class RunStatus(StrEnum):
@@ -116,6 +119,17 @@ class Usage:
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # parts of the two above, where the API reports them (OpenAI's *_tokens_details)
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    @classmethod
+    def of(cls, **counts: int | None) -> Usage | None:
+        """A Usage from the counts given, or None when every count is None."""
+        return None if all(v is None for v in counts.values()) else cls(**counts)
+
+
+TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +191,8 @@ class Run:
     fingerprint: Fingerprint | None = None
     # what judging noticed about the run itself, e.g. a served-model change (JSON objects)
     events: tuple[Mapping[str, Any], ...] = ()
+    # tokens summed over the answers and their cost (None for runs stored before it)
+    usage: RunUsage | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,15 +136,22 @@ class OpenAICompletionsEndpoint(_OpenAIEndpoint):
         return text
 
 
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def _usage(value: Any) -> Usage | None:
     if not isinstance(value, dict):
         return None
-    prompt = value.get("prompt_tokens")
-    completion = value.get("completion_tokens")
-    prompt = prompt if isinstance(prompt, int) and not isinstance(prompt, bool) else None
-    completion = (
-        completion if isinstance(completion, int) and not isinstance(completion, bool) else None
+    prompt_details = value.get("prompt_tokens_details")
+    completion_details = value.get("completion_tokens_details")
+    return Usage.of(
+        prompt_tokens=_count(value.get("prompt_tokens")),
+        completion_tokens=_count(value.get("completion_tokens")),
+        cached_tokens=_count(prompt_details.get("cached_tokens"))
+        if isinstance(prompt_details, dict)
+        else None,
+        reasoning_tokens=_count(completion_details.get("reasoning_tokens"))
+        if isinstance(completion_details, dict)
+        else None,
     )
-    if prompt is None and completion is None:
-        return None
-    return Usage(prompt_tokens=prompt, completion_tokens=completion)

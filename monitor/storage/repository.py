@@ -31,9 +31,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.core.cost import RunUsage, TokenTotals
 from monitor.core.evidence import LABEL_PREFIX_CHARS, BaselineSignals, predicted_label
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import (
+    TOKEN_FIELDS,
     Benchmark,
     ChangedItems,
     ErrorKind,
@@ -143,7 +145,36 @@ def _run_from(row: RowMapping) -> Run:
         model_id=row["model_id"],
         fingerprint=_fingerprint_from(row.get("fingerprint")),
         events=tuple(row.get("events") or ()),
+        usage=_usage_from(row),
     )
+
+
+def _usage_from(row: RowMapping) -> RunUsage | None:
+    if row.get("token_answers") is None:
+        return None
+    tokens = TokenTotals(
+        prompt=row["prompt_tokens"] or 0,
+        completion=row["completion_tokens"] or 0,
+        cached=row["cached_tokens"] or 0,
+        reasoning=row["reasoning_tokens"] or 0,
+        answers=row["token_answers"],
+    )
+    return RunUsage(tokens, row["cost_dollars"], row["cost_basis"] or "")
+
+
+def _usage_row(usage: RunUsage | None) -> dict[str, Any]:
+    if usage is None:
+        return {}
+    tokens = usage.tokens
+    return {
+        "token_answers": tokens.answers,
+        "prompt_tokens": tokens.prompt,
+        "completion_tokens": tokens.completion,
+        "cached_tokens": tokens.cached,
+        "reasoning_tokens": tokens.reasoning,
+        "cost_dollars": usage.dollars,
+        "cost_basis": usage.basis[:500],
+    }
 
 
 def _fingerprint_from(raw: Any) -> Fingerprint | None:
@@ -206,17 +237,14 @@ def _item_result_row(run_id: int, result: ItemResult) -> dict[str, Any]:
         "error_detail": _opt_text(result.error_detail),
         "prompt_tokens": None if usage is None else usage.prompt_tokens,
         "completion_tokens": None if usage is None else usage.completion_tokens,
+        "cached_tokens": None if usage is None else usage.cached_tokens,
+        "reasoning_tokens": None if usage is None else usage.reasoning_tokens,
         "attempts": result.attempts,
     }
 
 
 def _item_result_from(row: RowMapping) -> ItemResult:
-    prompt_tokens, completion_tokens = row["prompt_tokens"], row["completion_tokens"]
-    usage = (
-        None
-        if prompt_tokens is None and completion_tokens is None
-        else Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-    )
+    usage = Usage.of(**{name: row.get(name) for name in TOKEN_FIELDS})
     return ItemResult(
         item_key=row["item_key"],
         output=row["output"],
@@ -467,6 +495,7 @@ class SqlStore(EngineAccess):
         model_id: str | None,
         scores: Sequence[ScoreSummary],
         fingerprint: Fingerprint | None = None,
+        usage: RunUsage | None = None,
     ) -> Run:
         """Set a run's final status, counts and fingerprint; replace its run-level scores.
 
@@ -494,6 +523,7 @@ class SqlStore(EngineAccess):
                         model_id=model_id,
                         fingerprint=stored_fingerprint,
                         status_reason=LEADERSHIP_LOST,
+                        **_usage_row(usage),
                     )
                 )
                 row = conn.execute(sa.select(t.run).where(t.run.c.id == run_id)).mappings().first()
@@ -511,6 +541,7 @@ class SqlStore(EngineAccess):
                     n_errors=n_errors,
                     model_id=model_id,
                     fingerprint=stored_fingerprint,
+                    **_usage_row(usage),
                 )
             )
             if updated.rowcount != 1:
@@ -688,6 +719,33 @@ class SqlStore(EngineAccess):
         with self._read("count items") as conn:
             rows = conn.execute(query).all()
         return {(m, b, e): (int(n) - int(err), int(err)) for m, b, e, n, err in rows}
+
+    def usage_totals(self) -> dict[tuple[str, str], tuple[TokenTotals, float]]:
+        """(monitor, endpoint) -> tokens over all runs, and the dollars of the runs whose
+        cost is known (the `monitor_tokens_total` and `monitor_cost_dollars_total` counters)."""
+        run = t.run
+        sums = [
+            sa.func.coalesce(sa.func.sum(c), 0)
+            for c in (
+                run.c.prompt_tokens,
+                run.c.completion_tokens,
+                run.c.cached_tokens,
+                run.c.reasoning_tokens,
+                run.c.token_answers,
+                run.c.cost_dollars,
+            )
+        ]
+        query = (
+            sa.select(run.c.monitor, run.c.endpoint, *sums)
+            .where(run.c.token_answers.is_not(None))
+            .group_by(run.c.monitor, run.c.endpoint)
+        )
+        with self._read("sum tokens and cost") as conn:
+            rows = conn.execute(query).all()
+        return {
+            (m, e): (TokenTotals(int(p), int(c), int(ca), int(r), int(a)), float(d))
+            for m, e, p, c, ca, r, a, d in rows
+        }
 
     def run_counts(self) -> dict[tuple[str, str, str], int]:
         """Number of runs per (monitor, endpoint, status)."""

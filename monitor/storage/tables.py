@@ -169,6 +169,15 @@ class RunRow(StorageModel, table=True):
     # what the run measured (monitor/core/fingerprint.py) and what judging noticed
     fingerprint: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
     events: list[dict[str, Any]] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
+    # tokens summed over the answers (monitor/core/cost.py) and their cost; a null cost
+    # is unknown, never 0
+    token_answers: int | None = None
+    prompt_tokens: int | None = Field(default=None, sa_type=sa.BigInteger)
+    completion_tokens: int | None = Field(default=None, sa_type=sa.BigInteger)
+    cached_tokens: int | None = Field(default=None, sa_type=sa.BigInteger)
+    reasoning_tokens: int | None = Field(default=None, sa_type=sa.BigInteger)
+    cost_dollars: float | None = Field(default=None, sa_type=FiniteFloat)
+    cost_basis: str | None = Field(default=None, sa_type=sa.String)
 
 
 class ItemResultRow(StorageModel, table=True):
@@ -190,6 +199,8 @@ class ItemResultRow(StorageModel, table=True):
     error_detail: str | None = Field(default=None, sa_type=sa.Text)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
     attempts: int = 1
 
 

@@ -1,4 +1,4 @@
-"""Run fingerprints end to end, against a loopback OpenAI-compatible server.
+"""Run fingerprints, tokens and cost end to end, against a loopback OpenAI-compatible server.
 
 The server answers like OpenAI's chat completions API, with `model`, `usage` and a
 `system_fingerprint` the test changes mid-history. The daemon is built in-process by the
@@ -22,6 +22,7 @@ from monitor import __version__
 from monitor.api.compare import compare_runs
 from monitor.app import build_daemon
 from monitor.config import load_settings
+from monitor.core.cost import TokenTotals
 from monitor.core.model import Run
 from monitor.daemon import Daemon
 from monitor.notify import Notifier
@@ -40,6 +41,7 @@ endpoints:
     model: gpt-x
     params: {{temperature: {temperature}, max_tokens: 8}}
     retries: 0
+    {pricing}
 benchmarks:
   - {{name: b, data: items.jsonl, prompt: "{{{{ text }}}}", reference: label,
       scorers: [exact_match]}}
@@ -115,13 +117,14 @@ class Setup:
         self.write()
         self.clock = ManualClock()
 
-    def write(self, temperature: float = 0, on_change: str = "keep") -> None:
+    def write(self, temperature: float = 0, on_change: str = "keep", pricing: str = "") -> None:
         self.config.write_text(
             CONFIG.format(
                 db=self.folder / "monitor.db",
                 url=self.url,
                 temperature=temperature,
                 on_change=on_change,
+                pricing=pricing,
             )
         )
 
@@ -275,3 +278,38 @@ class TestFingerprint:
         )
         assert report["comparable"] is False
         assert report["differences"] == [{"field": "params.temperature", "a": 0, "b": 0.7}]
+
+
+class TestCost:
+    async def test_tokens_and_cost_from_a_configured_price(
+        self, daemon: Daemon, setup: Setup
+    ) -> None:
+        """40 answers of 9 prompt + 1 completion tokens at $2.50/M and $10/M: $0.0013."""
+        setup.write(
+            pricing='pricing: {prices: [{since: "2026-01-01", input_per_million: 2.5, '
+            "output_per_million: 10}]}"
+        )
+        assert (await daemon.reload())[0]
+        (run,) = await runs(daemon, setup, 1)
+        assert run.usage is not None
+        assert run.usage.tokens == TokenTotals(prompt=360, completion=40, answers=N)
+        assert run.usage.dollars == pytest.approx((360 * 2.5 + 40 * 10) / 1e6)
+        assert run.usage.basis == "configured price since 2026-01-01"
+        assert sample(daemon, "monitor_run_cost_dollars", endpoint="ep") == pytest.approx(0.0013)
+        assert sample(daemon, "monitor_tokens_total", endpoint="ep", kind="prompt") == 360
+        assert sample(daemon, "monitor_cost_dollars_total", endpoint="ep") == pytest.approx(0.0013)
+        assert "$0.0013" in cli("runs", "--config", str(setup.config))
+
+    async def test_a_model_without_a_price_costs_unknown_not_zero(
+        self, daemon: Daemon, setup: Setup
+    ) -> None:
+        """gpt-x on 127.0.0.1 is in no price table: the cost is unknown everywhere."""
+        (run,) = await runs(daemon, setup, 1)
+        assert run.usage is not None
+        assert run.usage.dollars is None
+        assert run.usage.basis == "unknown: no price for 'gpt-x-2024-08-06' in the price table"
+        assert sample(daemon, "monitor_run_cost_dollars", endpoint="ep") is None
+        assert sample(daemon, "monitor_run_tokens", endpoint="ep", kind="completion") == N
+        as_json = json.loads(cli("runs", "--config", str(setup.config), "--format", "json"))
+        assert as_json["runs"][0]["usage"]["cost_dollars"] is None
+        assert "unknown" in cli("runs", "--config", str(setup.config))

@@ -59,6 +59,26 @@ class TestOpenAIChat:
         assert response.usage == Usage(prompt_tokens=12, completion_tokens=2)
         assert response.attempts == 1
 
+    async def test_cached_and_reasoning_tokens(self, server, make_endpoint) -> None:
+        """OpenAI's token details give the cached and reasoning parts; junk is dropped."""
+        usage = {
+            "prompt_tokens": 1200,
+            "completion_tokens": 300,
+            "prompt_tokens_details": {"cached_tokens": 1024},
+            "completion_tokens_details": {"reasoning_tokens": 256},
+        }
+        server.respond(json=chat_reply("refund", usage=usage))
+        server.respond(
+            json=chat_reply(
+                "refund",
+                usage={"prompt_tokens": -3, "completion_tokens": True, "prompt_tokens_details": 7},
+            )
+        )
+        endpoint = make_endpoint()
+        first, second = [await endpoint.predict(ITEM) for _ in range(2)]
+        assert first.usage == Usage(1200, 300, cached_tokens=1024, reasoning_tokens=256)
+        assert second.usage is None  # nothing usable was reported
+
     async def test_system_fingerprint_is_captured(self, server, make_endpoint) -> None:
         """OpenAI's `system_fingerprint` is kept; null or absent gives None."""
         server.respond(json=chat_reply("refund", system_fingerprint="fp_44709d6fcb"))

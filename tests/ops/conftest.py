@@ -255,6 +255,20 @@ def _exporter_registry() -> tuple[  # noqa: PLR0915 - the simulated data, kept i
     model.labels("chat-canary", "gpt-4o-2024-08-06", "").set(1)
     changed.labels("intents-prod", "chat-prod").set(1)  # a silent update on chat-prod
     changed.labels("intents-prod", "chat-canary").set(0)
+    cost = gauge("monitor_run_cost_dollars", ["monitor", "endpoint"])
+    run_tokens = gauge("monitor_run_tokens", ["monitor", "endpoint", "kind"])
+    tokens_total = Counter(
+        "monitor_tokens", "tokens", ["monitor", "endpoint", "kind"], registry=reg
+    )
+    dollars_total = Counter(
+        "monitor_cost_dollars", "dollars", ["monitor", "endpoint"], registry=reg
+    )
+    for endpoint, dollars in (("chat-prod", 0.42), ("chat-canary", 0.17)):
+        cost.labels("intents-prod", endpoint).set(dollars)
+        dollars_total.labels("intents-prod", endpoint).inc(dollars * 5)
+        for kind, n in (("prompt", 90000), ("completion", 4000), ("cached", 0), ("reasoning", 0)):
+            run_tokens.labels("intents-prod", endpoint, kind).set(n)
+            tokens_total.labels("intents-prod", endpoint, kind).inc(n * 5)
 
     def tick() -> None:
         for endpoint in ("chat-prod", "chat-canary"):

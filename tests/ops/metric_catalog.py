@@ -44,6 +44,8 @@ CATALOG: dict[str, Metric] = {
     "monitor_ui_info": Metric("gauge", ("url",)),
     "monitor_endpoint_model_info": Metric("gauge", ("endpoint", "model", "fingerprint")),
     "monitor_served_model_changed": Metric("gauge", ("monitor", "endpoint")),
+    "monitor_run_cost_dollars": Metric("gauge", ("monitor", "endpoint")),
+    "monitor_run_tokens": Metric("gauge", ("monitor", "endpoint", "kind")),
     "monitor_config_last_reload_successful": Metric("gauge", ()),
     "monitor_leader": Metric("gauge", ()),
     "monitor_run_in_progress": Metric("gauge", ("monitor", "endpoint")),
@@ -52,6 +54,8 @@ CATALOG: dict[str, Metric] = {
     "monitor_items_total": Metric("counter", ("monitor", "benchmark", "endpoint", "outcome")),
     "monitor_endpoint_errors_total": Metric("counter", ("endpoint", "kind")),
     "monitor_endpoint_requests_total": Metric("counter", ("endpoint",)),
+    "monitor_tokens_total": Metric("counter", ("monitor", "endpoint", "kind")),
+    "monitor_cost_dollars_total": Metric("counter", ("monitor", "endpoint")),
     # histograms
     "monitor_run_duration_seconds": Metric("histogram", ("monitor", "endpoint")),
     "monitor_endpoint_request_duration_seconds": Metric("histogram", ("endpoint",)),

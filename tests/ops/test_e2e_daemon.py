@@ -47,7 +47,9 @@ CONFIG = """\
 storage: {{url: "sqlite:///{db}"}}
 server: {{listen: "127.0.0.1:{port}", api_token: "${{MONITOR_TEST_TOKEN}}"}}
 endpoints:
-  - {{name: sim, type: openai-chat, url: "{url}", model: sim, concurrency: 16, timeout: 10s}}
+  - {{name: sim, type: openai-chat, url: "{url}", model: sim, concurrency: 16, timeout: 10s,
+      pricing: {{prices: [{{since: "2026-01-01", input_per_million: 2.5,
+                            output_per_million: 10}}]}}}}
   - {{name: dead, type: openai-chat, url: "http://127.0.0.1:{dead_port}/v1", model: sim,
       timeout: 2s, retries: 0}}
 benchmarks:

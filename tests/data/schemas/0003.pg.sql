@@ -2,7 +2,7 @@
 -- PostgreSQL database dump
 --
 
-\restrict PIJ6EWrFTRCM7EP5BQCiya432mqEa5MzYmIpqMRSsQcwE72OJqIh8pWKQNzQfkD
+\restrict xmcZnPznGWK3ByHRShXiU0oYmHhHWlw6wMNoafT1yXkrYgsURsLVMqdm4pTXOBA
 
 -- Dumped from database version 15.20 (Debian 15.20-0+deb12u1)
 -- Dumped by pg_dump version 15.20 (Debian 15.20-0+deb12u1)
@@ -239,7 +239,9 @@ CREATE TABLE public.item_result (
     error_detail text,
     prompt_tokens integer,
     completion_tokens integer,
-    attempts integer NOT NULL
+    attempts integer NOT NULL,
+    cached_tokens integer,
+    reasoning_tokens integer
 );
 
 
@@ -282,7 +284,14 @@ CREATE TABLE public.run (
     model_id character varying,
     judged character varying,
     fingerprint json,
-    events json
+    events json,
+    token_answers integer,
+    prompt_tokens bigint,
+    completion_tokens bigint,
+    cached_tokens bigint,
+    reasoning_tokens bigint,
+    cost_dollars double precision,
+    cost_basis character varying
 );
 
 
@@ -441,30 +450,30 @@ INSERT INTO public.item VALUES (5, 1, 'q4', '{"text":"request 4"}', '"refund"', 
 -- Data for Name: item_result; Type: TABLE DATA; Schema: public; Owner: -
 --
 
-INSERT INTO public.item_result VALUES (1, 1, 'q0', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (2, 1, 'q1', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (3, 1, 'q2', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (4, 1, 'q3', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (5, 1, 'q4', NULL, '{}', 0.2, 'timeout', '30s', NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (6, 2, 'q0', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (7, 2, 'q1', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (8, 2, 'q2', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (9, 2, 'q3', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (10, 2, 'q4', NULL, '{}', 0.2, 'timeout', '30s', NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (11, 3, 'q0', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (12, 3, 'q1', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (13, 3, 'q2', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (14, 3, 'q3', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1);
-INSERT INTO public.item_result VALUES (15, 3, 'q4', NULL, '{}', 0.2, 'timeout', '30s', NULL, NULL, 1);
+INSERT INTO public.item_result VALUES (1, 1, 'q0', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (2, 1, 'q1', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (3, 1, 'q2', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (4, 1, 'q3', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (5, 1, 'q4', NULL, '{}', 0.2, 'timeout', '30s', NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (6, 2, 'q0', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (7, 2, 'q1', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (8, 2, 'q2', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (9, 2, 'q3', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (10, 2, 'q4', NULL, '{}', 0.2, 'timeout', '30s', NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (11, 3, 'q0', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (12, 3, 'q1', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (13, 3, 'q2', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (14, 3, 'q3', 'refund', '{"exact_match":1.0}', 0.1, NULL, NULL, NULL, NULL, 1, NULL, NULL);
+INSERT INTO public.item_result VALUES (15, 3, 'q4', NULL, '{}', 0.2, 'timeout', '30s', NULL, NULL, 1, NULL, NULL);
 
 
 --
 -- Data for Name: run; Type: TABLE DATA; Schema: public; Owner: -
 --
 
-INSERT INTO public.run VALUES (1, 'm', 'intents', 'v1', 'chat', 'schedule', 'succeeded', NULL, '2026-11-01 12:00:00+00', '2026-11-01 12:00:05+00', 5, 1, 'model-1', 'ok', 'null', NULL);
-INSERT INTO public.run VALUES (2, 'm', 'intents', 'v1', 'chat', 'schedule', 'succeeded', NULL, '2026-11-01 13:00:00+00', '2026-11-01 13:00:05+00', 5, 1, 'model-1', 'ok', 'null', NULL);
-INSERT INTO public.run VALUES (3, 'm', 'intents', 'v1', 'chat', 'schedule', 'succeeded', NULL, '2026-11-01 14:00:00+00', '2026-11-01 14:00:05+00', 5, 1, 'model-1', 'ok', 'null', NULL);
+INSERT INTO public.run VALUES (1, 'm', 'intents', 'v1', 'chat', 'schedule', 'succeeded', NULL, '2026-11-01 12:00:00+00', '2026-11-01 12:00:05+00', 5, 1, 'model-1', 'ok', 'null', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+INSERT INTO public.run VALUES (2, 'm', 'intents', 'v1', 'chat', 'schedule', 'succeeded', NULL, '2026-11-01 13:00:00+00', '2026-11-01 13:00:05+00', 5, 1, 'model-1', 'ok', 'null', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+INSERT INTO public.run VALUES (3, 'm', 'intents', 'v1', 'chat', 'schedule', 'succeeded', NULL, '2026-11-01 14:00:00+00', '2026-11-01 14:00:05+00', 5, 1, 'model-1', 'ok', 'null', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 
 
 --
@@ -724,5 +733,5 @@ ALTER TABLE ONLY public.run_score
 -- PostgreSQL database dump complete
 --
 
-\unrestrict PIJ6EWrFTRCM7EP5BQCiya432mqEa5MzYmIpqMRSsQcwE72OJqIh8pWKQNzQfkD
+\unrestrict xmcZnPznGWK3ByHRShXiU0oYmHhHWlw6wMNoafT1yXkrYgsURsLVMqdm4pTXOBA
 
