@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import functools
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,7 @@ from monitor.log import redactor
 from monitor.ports import AlertSink, Clock, EndpointFactory, LeaderLock, Pricer, RunMetrics
 from monitor.pricing import TablePricer
 from monitor.runner import Runner
-from monitor.service import RunService
+from monitor.service import Estimate, RunService, estimate_runs
 
 if TYPE_CHECKING:  # the service's modules (FastAPI, APScheduler, ...) load in build_daemon
     from monitor.daemon import Daemon
@@ -114,6 +114,15 @@ def build_service(
         metrics=metrics,
         alerts=alerts,
         clock=clock,
+    )
+
+
+def estimate(
+    settings: Settings, store: SqlStore, monitor: str, endpoints: Sequence[str] = ()
+) -> list[Estimate]:
+    """`monitor run --dry-run`: each endpoint's next run estimated, no endpoint called."""
+    return estimate_runs(
+        settings, store, BenchmarkCache(), monitor, endpoints, pricer=TablePricer()
     )
 
 

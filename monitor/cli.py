@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--endpoint", "-e", action="append", default=[], help="only this endpoint")
     r.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="estimate tokens and cost from the last run (or the prompts); call no endpoint",
+    )
 
     rs = with_config(sub.add_parser("runs", help="list past runs with scores"))
     rs.add_argument("--monitor", help="only runs of this monitor")
@@ -203,6 +208,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config)
     store = open_settings_store(settings)
+    if args.dry_run:
+        return _dry_run(args, settings, store)
     try:
         show_bar = bool(args.show_bar)
         outcomes = asyncio.run(_run_monitor(settings, store, args.monitor, args.endpoint, show_bar))
@@ -216,6 +223,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_RUN_FAILED
     if any(v.verdict is VerdictKind.REGRESSED for o in outcomes for v in o.verdicts):
         return EXIT_REGRESSION
+    return EXIT_OK
+
+
+def _dry_run(args: argparse.Namespace, settings: Settings, store: Any) -> int:
+    from monitor.app import estimate
+    from monitor.documents import usage_document
+
+    try:
+        estimates = estimate(settings, store, args.monitor, args.endpoint)
+    finally:
+        store.close()
+    if args.format == "json":
+        docs = [
+            {
+                "monitor": e.monitor,
+                "endpoint": e.endpoint,
+                "items": e.items,
+                "usage": usage_document(e.usage),
+                "estimated_from": e.source,
+            }
+            for e in estimates
+        ]
+        print(json.dumps({"dry_run": True, "estimates": docs}, indent=2))
+        return EXIT_OK
+    for e in estimates:
+        t = e.usage.tokens
+        print(
+            f"dry run (no request sent): {e.monitor} @ {e.endpoint}: {e.items} items, "
+            f"~{t.prompt:,} prompt + ~{t.completion:,} completion tokens, estimated cost "
+            f"{_dollars(e.usage.dollars)} ({e.usage.basis}); from {e.source}"
+        )
     return EXIT_OK
 
 

@@ -421,6 +421,21 @@ class DriftConfig(_Model):
         return self.min_baseline_runs if self.min_baseline_runs is not None else min(k, 5)
 
 
+class BudgetSettings(_Model):
+    """Limits on what a monitor's runs may spend (docs/configuration.md, `budget`)."""
+
+    run_dollars: float | None = Field(default=None, gt=0)
+    run_tokens: int | None = Field(default=None, gt=0)
+    # over all of the monitor's runs of the UTC day; once used up, scheduled runs wait
+    # for the next day (manual runs still start)
+    day_dollars: float | None = Field(default=None, gt=0)
+    day_tokens: int | None = Field(default=None, gt=0)
+
+    @property
+    def per_day_set(self) -> bool:
+        return self.day_dollars is not None or self.day_tokens is not None
+
+
 class MonitorSettings(_Model):
     name: Name
     benchmark: str
@@ -430,6 +445,7 @@ class MonitorSettings(_Model):
     alert: list[str] = Field(default_factory=list)
     degraded_threshold: float = Field(default=0.05, ge=0, le=1)
     score_floor: float | None = Field(default=None, ge=0, le=1)
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
 
 
 class WebhookReceiver(_Model):

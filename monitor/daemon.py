@@ -35,7 +35,7 @@ from monitor.api import create_api, serve_api
 from monitor.clock import utc_now
 from monitor.config import Settings, mask_secrets
 from monitor.core.alerts import Alert
-from monitor.errors import MonitorError
+from monitor.errors import BudgetExhaustedError, MonitorError
 from monitor.housekeeping import RecordAndPrune
 from monitor.leadership import Leadership
 from monitor.log import get_logger, redactor
@@ -356,6 +356,11 @@ class Daemon:
             return
         try:
             plan = await self.service.plan(spec.monitor, spec.endpoint, spec.trigger)
+        except BudgetExhaustedError as exc:  # an expected state, not a failure: no traceback
+            log.warning(
+                "run_skipped_budget", monitor=mon.name, endpoint=spec.endpoint, reason=str(exc)
+            )
+            return
         except MonitorError as exc:
             log.exception(
                 "run_not_started", monitor=mon.name, endpoint=spec.endpoint, error=str(exc)

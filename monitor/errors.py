@@ -61,3 +61,7 @@ class NotifyError(MonitorError):
         super().__init__(f"receiver {receiver!r}: {detail}")
         self.receiver = receiver
         self.permanent = permanent
+
+
+class BudgetExhaustedError(MonitorError):
+    """A monitor's daily budget is used up: its scheduled runs wait for the next UTC day."""

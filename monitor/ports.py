@@ -119,7 +119,10 @@ class RunStore(Protocol):
         scores: Sequence[ScoreSummary],
         fingerprint: Fingerprint | None = None,
         usage: RunUsage | None = None,
+        reason: str | None = None,
     ) -> Run: ...
+
+    def usage_since(self, monitor: str, since: datetime) -> tuple[TokenTotals, float]: ...
 
 
 class Pricer(Protocol):
@@ -134,6 +137,20 @@ class Pricer(Protocol):
         api_url: str | None,
         when: datetime,
     ) -> tuple[float, str] | None: ...
+
+
+class RunHistory(Protocol):
+    """Past runs, newest first (`monitor.storage.SqlStore.list_runs`)."""
+
+    def list_runs(
+        self,
+        *,
+        monitor: str | None = None,
+        endpoint: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Run]: ...
 
 
 class JudgeStore(Protocol):

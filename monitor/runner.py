@@ -18,10 +18,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 from monitor.clock import utc_now
-from monitor.core.cost import PricingPlan, RunUsage, TableLookup, TokenTotals, run_usage
+from monitor.core.cost import (
+    Budget,
+    PricingPlan,
+    Rates,
+    RunUsage,
+    TableLookup,
+    TokenTotals,
+    configured_price,
+    over_run_budget,
+    run_usage,
+)
 from monitor.core.evidence import RunEvidence, predicted_label
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import (
@@ -48,6 +59,7 @@ __all__ = [
     "RunRequest",
     "Runner",
     "retry_storage",
+    "table_lookup",
 ]
 
 T = TypeVar("T")
@@ -93,6 +105,7 @@ class RunRequest:
     # runner adds what the answers said was served
     fingerprint: Fingerprint | None = None
     pricing: PricingPlan | None = None  # None: the run's cost is not computed
+    budget: Budget | None = None  # limits checked after every answer (per-run part)
 
     def built_scorers(self) -> tuple[Scorer, ...]:
         return self.scorers or tuple(build_scorer(s) for s in self.benchmark.scorers)
@@ -289,6 +302,9 @@ class Runner:
         log: Any,
     ) -> RunOutcome:
         started = progress.started
+        if request.budget is not None and request.budget.per_run:
+            collected.budget = request.budget
+            collected.rates = await self._rates(run, collected, log)
         try:
             await self._execute(request, run, collected, progress, on_progress)
         except asyncio.CancelledError:
@@ -303,6 +319,22 @@ class Runner:
                 finished, (), (), duration, dict(collected.error_kinds), request.endpoint_url
             )
 
+        if collected.stopped is not None:
+            # stopped by its budget: the answers so far are stored; not judged (partial)
+            finished = await self._finish(
+                run, RunStatus.ABORTED, collected, progress, scores=(), reason=BUDGET
+            )
+            duration = time.perf_counter() - started
+            log.warning(
+                "run_budget_exceeded",
+                reason=collected.stopped,
+                items=progress.done,
+                of=progress.total,
+                duration_s=round(duration, 3),
+            )
+            return RunOutcome(
+                finished, (), (), duration, dict(collected.error_kinds), request.endpoint_url
+            )
         summaries = collected.summaries()
         error_share = progress.errors / progress.total if progress.total else 1.0
         status = (
@@ -370,10 +402,13 @@ class Runner:
         async def work() -> None:
             # Workers share one iterator: no await between next() and use, so no races.
             for item in items:
+                if collected.stopped is not None:
+                    return  # the budget is spent: the requests in flight finish, no more start
                 response = await endpoint.predict(item)
                 if observe is not None:
                     observe(endpoint.name, response)
                 result = collected.add(item, response)
+                collected.check_budget()
                 writer.add(result)
                 progress.done += 1
                 if response.error is not None:
@@ -400,6 +435,7 @@ class Runner:
         progress: Progress,
         *,
         scores: Sequence[ScoreSummary],
+        reason: str | None = None,
     ) -> Run:
         finished_at = self._clock()
         fingerprint = collected.fingerprint()
@@ -416,6 +452,7 @@ class Runner:
                 scores=scores,
                 fingerprint=fingerprint,
                 usage=usage,
+                reason=reason,
             )
 
         try:
@@ -434,23 +471,51 @@ class Runner:
                 model_id=collected.model_id,
                 fingerprint=fingerprint,
                 usage=usage,
+                status_reason=reason,
             )
+
+    async def _rates(self, run: Run, collected: _Collected, log: Any) -> Rates | None:
+        """Dollars per token for the run's budget: its configured price, else the table's
+        price of a million of each kind, looked up once. None: only tokens are limited."""
+        plan = collected.pricing
+        if plan is None:
+            return None
+        configured = configured_price(plan.prices, run.started_at)
+        if configured is not None:
+            return Rates.of(configured)
+        pricer, model = self._pricer, plan.model or plan.configured
+        if pricer is None or model is None:
+            return None
+
+        def per_million(tokens: TokenTotals) -> float | None:
+            found = pricer.table_price(
+                tokens, model=model, provider=plan.provider, api_url=plan.api_url,
+                when=run.started_at,
+            )  # fmt: skip
+            return None if found is None else found[0] / 1_000_000
+
+        def lookup() -> Rates | None:
+            prompt = per_million(TokenTotals(prompt=1_000_000, answers=1))
+            completion = per_million(TokenTotals(completion=1_000_000, answers=1))
+            cached = per_million(TokenTotals(prompt=1_000_000, cached=1_000_000, answers=1))
+            if prompt is None or completion is None:
+                return None
+            return Rates(prompt, completion, prompt if cached is None else cached)
+
+        try:
+            rates = await asyncio.to_thread(lookup)
+        except Exception:  # noqa: BLE001 - a price table must never fail a run
+            rates = None
+        if rates is None and collected.budget is not None and collected.budget.run_dollars:
+            log.warning("budget_cost_unknown", model=model, checked="tokens only")
+        return rates
 
     async def _usage(self, run: Run, collected: _Collected) -> RunUsage | None:
         """The run's tokens and cost; a price table that fails leaves the cost unknown."""
         plan = collected.pricing
         if plan is None:
             return None
-        pricer = self._pricer
-        table: TableLookup | None = None
-        if pricer is not None:
-
-            def table(
-                tokens: TokenTotals, model: str, provider: str | None, url: str | None, when: Any
-            ) -> tuple[float, str] | None:
-                return pricer.table_price(
-                    tokens, model=model, provider=provider, api_url=url, when=when
-                )
+        table = table_lookup(self._pricer)
 
         def compute() -> RunUsage:
             return run_usage(
@@ -479,6 +544,21 @@ class Runner:
         return len(self._unrecorded)
 
 
+def table_lookup(pricer: Pricer | None) -> TableLookup | None:
+    """`pricer` as the plain function `monitor.core.cost.run_usage` takes."""
+    if pricer is None:
+        return None
+    found = pricer
+
+    def lookup(
+        tokens: TokenTotals, model: str, provider: str | None, url: str | None, when: datetime
+    ) -> tuple[float, str] | None:
+        return found.table_price(tokens, model=model, provider=provider, api_url=url, when=when)
+
+    return lookup
+
+
+BUDGET = "budget"  # `status_reason` of a run its budget stopped
 MAX_SERVED_VALUES = 20  # distinct served models / fingerprints kept per run
 
 
@@ -502,6 +582,9 @@ class _Collected:
         self._scorers = scorers
         self._fingerprint = fingerprint
         self.pricing = pricing
+        self.budget: Budget | None = None
+        self.rates: Rates | None = None
+        self.stopped: str | None = None  # why the budget stopped the run
         self.served_models: Counter[str] = Counter()
         self.system_fingerprints: Counter[str] = Counter()
         self.tokens = TokenTotals()
@@ -517,6 +600,11 @@ class _Collected:
         self.output_lengths: list[int] = []
         self.predicted: list[str] = []
         self.error_kinds: Counter[str] = Counter()
+
+    def check_budget(self) -> None:
+        """After an answer: stop the run once its budget is spent (cheap: no lookup)."""
+        if self.budget is not None and self.stopped is None:
+            self.stopped = over_run_budget(self.tokens, self.rates, self.budget)
 
     def fingerprint(self) -> Fingerprint | None:
         if self._fingerprint is None:

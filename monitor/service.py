@@ -19,17 +19,27 @@ import hashlib
 import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from monitor import __version__
 from monitor.clock import utc_now
 from monitor.config import EndpointSettings, MonitorSettings, Settings, mask_secrets
-from monitor.core.cost import Price, PricingPlan
+from monitor.core.cost import (
+    Budget,
+    Price,
+    PricingPlan,
+    RunUsage,
+    from_prompts,
+    over_day_budget,
+    run_usage,
+    scaled,
+)
 from monitor.core.fingerprint import Fingerprint
-from monitor.core.model import Benchmark, ScorerSpec
+from monitor.core.model import Benchmark, RunStatus, ScorerSpec
 from monitor.core.scoring import Scorer, build_scorer
-from monitor.errors import ConfigError
+from monitor.errors import BudgetExhaustedError, ConfigError
 from monitor.log import mask_url_credentials
 from monitor.ports import (
     AlertSink,
@@ -38,12 +48,22 @@ from monitor.ports import (
     EndpointClient,
     EndpointFactory,
     Judge,
+    Pricer,
+    RunHistory,
     RunMetrics,
     RunStore,
 )
-from monitor.runner import Progress, Runner, RunOutcome, RunRequest
+from monitor.runner import Progress, Runner, RunOutcome, RunRequest, table_lookup
 
-__all__ = ["RunPlan", "RunService", "measurement", "pricing_plan", "select_endpoints"]
+__all__ = [
+    "Estimate",
+    "RunPlan",
+    "RunService",
+    "estimate_runs",
+    "measurement",
+    "pricing_plan",
+    "select_endpoints",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +90,13 @@ class RunPlan:
             endpoint_url=mask_url_credentials(self.endpoint.url),
             fingerprint=self.fingerprint,
             pricing=pricing_plan(self.endpoint),
+            budget=budget_of(self.monitor),
         )
+
+
+def budget_of(mon: MonitorSettings) -> Budget:
+    b = mon.budget
+    return Budget(b.run_dollars, b.run_tokens, b.day_dollars, b.day_tokens)
 
 
 def pricing_plan(ep: EndpointSettings) -> PricingPlan:
@@ -196,9 +222,22 @@ class RunService:
         ep = settings.endpoint(endpoint)
         bench = await asyncio.to_thread(self._benchmarks, settings.benchmark(mon.benchmark))
         scorers = tuple(build_scorer(s) for s in bench.scorers)
+        if trigger == "schedule" and mon.budget.per_day_set:
+            await self._check_day_budget(mon)
         client = await self._client(settings, ep)
         fingerprint = measurement(ep, bench, settings.secrets)
         return RunPlan(mon, ep, bench, scorers, client, trigger, fingerprint)
+
+    async def _check_day_budget(self, mon: MonitorSettings) -> None:
+        """Raise BudgetExhaustedError when the monitor's runs today used up its day budget."""
+        now = self._clock()
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        tokens, dollars = await asyncio.to_thread(self._store.usage_since, mon.name, midnight)
+        reason = over_day_budget(tokens, dollars, budget_of(mon))
+        if reason is not None:
+            raise BudgetExhaustedError(
+                f"monitor {mon.name!r}: {reason}; scheduled runs resume on the next UTC day"
+            )
 
     async def _client(self, settings: Settings, ep: EndpointSettings) -> EndpointClient:
         key = _client_key(ep)
@@ -273,3 +312,65 @@ class RunService:
     async def record_pending(self) -> int:
         """Write run states the store refused earlier; returns how many remain."""
         return await self._runner.record_pending()
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What a run of a monitor on one endpoint would use and cost (`monitor run --dry-run`)."""
+
+    monitor: str
+    endpoint: str
+    items: int
+    usage: RunUsage
+    source: str  # what the token counts were estimated from
+
+
+def estimate_runs(
+    settings: Settings,
+    history: RunHistory,
+    benchmarks: BenchmarkSource,
+    monitor: str,
+    endpoints: Sequence[str] = (),
+    *,
+    pricer: Pricer | None = None,
+    now: datetime | None = None,
+) -> list[Estimate]:
+    """Estimate each endpoint's next run without calling it: from the newest succeeded run
+    of the same benchmark version that reported tokens, scaled to the benchmark's size, or
+    else from the prompts' length (and `params.max_tokens` per answer)."""
+    mon = settings.monitor(monitor)
+    bench = benchmarks(settings.benchmark(mon.benchmark))
+    when = now or utc_now()
+    out: list[Estimate] = []
+    for name in select_endpoints(settings, monitor, endpoints):
+        ep = settings.endpoint(name)
+        past = history.list_runs(
+            monitor=monitor, endpoint=name, status=RunStatus.SUCCEEDED, limit=50
+        )
+        last = next(
+            (
+                r
+                for r in past
+                if r.benchmark_version == bench.version and r.usage and r.usage.tokens.answers
+            ),
+            None,
+        )
+        if last is not None and last.usage is not None:
+            tokens = scaled(last.usage.tokens, len(bench.items))
+            source = f"run {last.id} of this benchmark version"
+        else:
+            cap = ep.params.get("max_tokens")
+            cap = cap if isinstance(cap, int) and not isinstance(cap, bool) else None
+            tokens = from_prompts(bench.items, cap)
+            source = "the prompts' length (4 characters a token)" + (
+                f", and max_tokens {cap} per answer" if cap else "; answers not counted"
+            )
+        usage = run_usage(
+            tokens,
+            pricing_plan(ep),
+            served_model=last.model_id if last is not None else None,
+            when=when,
+            table=table_lookup(pricer),
+        )
+        out.append(Estimate(monitor, name, len(bench.items), usage, source))
+    return out

@@ -19,7 +19,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from monitor.core.alerts import Alert, AlertState
-from monitor.core.cost import RunUsage
+from monitor.core.cost import RunUsage, TokenTotals
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.model import (
     Benchmark,
@@ -176,6 +176,7 @@ class MemoryRunStore:
         scores: Sequence[ScoreSummary],
         fingerprint: Fingerprint | None = None,
         usage: RunUsage | None = None,
+        reason: str | None = None,
     ) -> Run:
         self.calls.append("finish_run")
         run = replace(
@@ -187,10 +188,26 @@ class MemoryRunStore:
             model_id=model_id,
             fingerprint=fingerprint,
             usage=usage,
+            status_reason=reason,
         )
         self.runs[run_id] = run
         self.scores[run_id] = list(scores)
         return run
+
+    def usage_since(self, monitor: str, since: datetime) -> tuple[TokenTotals, float]:
+        totals, dollars = TokenTotals(), 0.0
+        for run in self.runs.values():
+            if run.monitor == monitor and run.started_at >= since and run.usage is not None:
+                u = run.usage.tokens
+                totals = TokenTotals(
+                    totals.prompt + u.prompt,
+                    totals.completion + u.completion,
+                    totals.cached + u.cached,
+                    totals.reasoning + u.reasoning,
+                    totals.answers + u.answers,
+                )
+                dollars += run.usage.dollars or 0.0
+        return totals, dollars
 
 
 class MemoryAlertStore:

@@ -54,6 +54,7 @@ from urllib.parse import quote, urlencode
 from monitor.core.model import Run, RunStatus, ScoreSummary, Verdict, VerdictKind
 
 __all__ = [
+    "BUDGET_ALERT",
     "DEGRADED_ALERT",
     "IDENTITY_LABELS",
     "MAX_CHANGED_ITEMS",
@@ -70,6 +71,7 @@ __all__ = [
 
 REGRESSION_ALERT = "MonitorRegression"
 DEGRADED_ALERT = "MonitorDegraded"
+BUDGET_ALERT = "MonitorBudgetExceeded"
 
 # Labels that identify an alert; the others (benchmark, severity) describe it.
 IDENTITY_LABELS: tuple[str, ...] = ("alertname", "monitor", "endpoint", "scorer")
@@ -305,6 +307,7 @@ def alerts_from_verdicts(
     alert of a scorer it no longer has (a scorer removed from the benchmark).
     """
     verdict_list = list(verdicts)
+    open_alerts = list(open_alerts)
     links = _Links(run, api_base, dashboard_url)
     score_by_name = {s.scorer: s for s in scores}
     judged_scorers: dict[str, Verdict] = {}
@@ -327,6 +330,9 @@ def alerts_from_verdicts(
     degraded = _degraded_alert(run, verdict_list, links)
     if degraded is not None:
         desired.append(degraded)
+    budget = _budget_alert(run, links, {a.fingerprint for a in open_alerts})
+    if budget is not None:
+        desired.append(budget)
     return desired
 
 
@@ -426,6 +432,40 @@ def _vanished(
         }
         out.append(DesiredAlert(alert.fingerprint, alert.name, dict(labels), annotations, False))
     return out
+
+
+def _budget_alert(run: Run, links: _Links, open_fingerprints: set[str]) -> DesiredAlert | None:
+    """Fires when the run's budget stopped it; a later run that finishes clears it."""
+    stopped = run.status is RunStatus.ABORTED and run.status_reason == "budget"
+    identity = {"alertname": BUDGET_ALERT, "monitor": run.monitor, "endpoint": run.endpoint}
+    if not stopped and (
+        run.status not in (RunStatus.SUCCEEDED, RunStatus.DEGRADED)
+        or fingerprint(identity) not in open_fingerprints
+    ):
+        return None  # nothing to raise, and nothing open to clear
+    labels = {**identity, "benchmark": run.benchmark, "severity": "warning"}
+    where = f"{run.monitor} on {run.endpoint}"
+    cost = run.usage.dollars if run.usage is not None else None
+    spent = "an unknown amount" if cost is None else f"${cost:.4g}"
+    if stopped:
+        summary = f"{where}: run {run.id} stopped by its budget after {run.n_items} items"
+        description = (
+            f"Run {run.id} of monitor {run.monitor} on endpoint {run.endpoint} reached the "
+            f"monitor's per-run budget after {run.n_items} items and {spent}; it is recorded "
+            "`aborted` with reason `budget`, its answers are kept, and it was not judged. "
+            "Raise `budget.run_dollars` / `run_tokens`, or shorten the benchmark (`limit`)."
+        )
+    else:
+        summary = f"{where}: run {run.id} finished within its budget"
+        description = f"Run {run.id} on endpoint {run.endpoint} finished, costing {spent}."
+    annotations = {
+        "summary": summary,
+        "description": description,
+        "run_id": str(run.id),
+        "n_items": str(run.n_items),
+        **links.run_links(),
+    }
+    return DesiredAlert(fingerprint(identity), BUDGET_ALERT, labels, annotations, stopped)
 
 
 def _degraded_alert(run: Run, verdicts: Sequence[Verdict], links: _Links) -> DesiredAlert | None:

@@ -12,17 +12,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from monitor.core.model import Usage
+from monitor.core.model import Item, Usage
 
 __all__ = [
+    "Budget",
     "Price",
     "PricingPlan",
+    "Rates",
     "RunUsage",
     "TableLookup",
     "TokenTotals",
     "configured_price",
+    "from_prompts",
+    "over_day_budget",
+    "over_run_budget",
     "price_tokens",
     "run_usage",
+    "scaled",
 ]
 
 MILLION = 1_000_000
@@ -136,3 +142,100 @@ def run_usage(
     if found is None:
         return RunUsage(tokens, None, f"unknown: no price for {model!r} in the price table")
     return RunUsage(tokens, found[0], found[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A monitor's limits per run and per UTC day; None means no limit."""
+
+    run_dollars: float | None = None
+    run_tokens: int | None = None
+    day_dollars: float | None = None
+    day_tokens: int | None = None
+
+    @property
+    def per_run(self) -> bool:
+        return self.run_dollars is not None or self.run_tokens is not None
+
+    @property
+    def per_day(self) -> bool:
+        return self.day_dollars is not None or self.day_tokens is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """Dollars per token, for checking a budget after every answer without a table lookup."""
+
+    prompt: float
+    completion: float
+    cached: float
+
+    @classmethod
+    def of(cls, price: Price) -> Rates:
+        cached = price.cached_input_per_million
+        return cls(
+            price.input_per_million / MILLION,
+            price.output_per_million / MILLION,
+            (price.input_per_million if cached is None else cached) / MILLION,
+        )
+
+    def dollars(self, tokens: TokenTotals) -> float:
+        cached = min(tokens.cached, tokens.prompt)
+        return (
+            (tokens.prompt - cached) * self.prompt
+            + cached * self.cached
+            + tokens.completion * self.completion
+        )
+
+
+def over_run_budget(tokens: TokenTotals, rates: Rates | None, budget: Budget) -> str | None:
+    """Why a run that has spent `tokens` so far must stop, or None while it may go on.
+
+    Without `rates` (no price known) only the token limit can be checked."""
+    used = tokens.prompt + tokens.completion
+    if budget.run_tokens is not None and used >= budget.run_tokens:
+        return f"{used:,} tokens reached the run budget of {budget.run_tokens:,}"
+    if budget.run_dollars is not None and rates is not None:
+        spent = rates.dollars(tokens)
+        if spent >= budget.run_dollars:
+            return f"${spent:.4g} reached the run budget of ${budget.run_dollars:.4g}"
+    return None
+
+
+def over_day_budget(tokens: TokenTotals, dollars: float, budget: Budget) -> str | None:
+    """Why the day's spending (`tokens`, known `dollars`) leaves no room, or None."""
+    used = tokens.prompt + tokens.completion
+    if budget.day_tokens is not None and used >= budget.day_tokens:
+        return f"{used:,} tokens today reached the daily budget of {budget.day_tokens:,}"
+    if budget.day_dollars is not None and dollars >= budget.day_dollars:
+        return f"${dollars:.4g} today reached the daily budget of ${budget.day_dollars:.4g}"
+    return None
+
+
+CHARS_PER_TOKEN = 4  # a common rule of thumb for English text with GPT-style tokenizers
+
+
+def scaled(tokens: TokenTotals, items: int) -> TokenTotals:
+    """`tokens` of a run with `tokens.answers` answers, scaled to `items` answers."""
+    if tokens.answers == 0:
+        return TokenTotals()
+    f = items / tokens.answers
+    return TokenTotals(
+        round(tokens.prompt * f),
+        round(tokens.completion * f),
+        round(tokens.cached * f),
+        round(tokens.reasoning * f),
+        items,
+    )
+
+
+def from_prompts(items: Sequence[Item], max_tokens: int | None) -> TokenTotals:
+    """Tokens estimated from the prompts' length, and `max_tokens` per answer if set."""
+    chars = 0
+    for item in items:
+        if item.messages:
+            chars += sum(len(m.content) for m in item.messages)
+        elif item.prompt is not None:
+            chars += len(item.prompt)
+    prompt = -(-chars // CHARS_PER_TOKEN)  # rounded up
+    return TokenTotals(prompt=prompt, completion=(max_tokens or 0) * len(items), answers=len(items))

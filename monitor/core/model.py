@@ -193,6 +193,7 @@ class Run:
     events: tuple[Mapping[str, Any], ...] = ()
     # tokens summed over the answers and their cost (None for runs stored before it)
     usage: RunUsage | None = None
+    status_reason: str | None = None  # why an aborted run was: budget, leadership_lost, ...
 
 
 @dataclass(frozen=True, slots=True)

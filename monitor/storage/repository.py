@@ -146,6 +146,7 @@ def _run_from(row: RowMapping) -> Run:
         fingerprint=_fingerprint_from(row.get("fingerprint")),
         events=tuple(row.get("events") or ()),
         usage=_usage_from(row),
+        status_reason=row.get("status_reason"),
     )
 
 
@@ -496,8 +497,10 @@ class SqlStore(EngineAccess):
         scores: Sequence[ScoreSummary],
         fingerprint: Fingerprint | None = None,
         usage: RunUsage | None = None,
+        reason: str | None = None,
     ) -> Run:
-        """Set a run's final status, counts and fingerprint; replace its run-level scores.
+        """Set a run's final status, counts and fingerprint; replace its run-level scores;
+        `reason` says why an aborted run stopped (`budget`).
 
         A run started under a leadership (`fence_with`) is fenced: unless the session
         that held the lock then holds it still, in this very transaction, the run is
@@ -541,6 +544,7 @@ class SqlStore(EngineAccess):
                     n_errors=n_errors,
                     model_id=model_id,
                     fingerprint=stored_fingerprint,
+                    status_reason=None if reason is None else _clean_text(reason),
                     **_usage_row(usage),
                 )
             )
@@ -746,6 +750,27 @@ class SqlStore(EngineAccess):
             (m, e): (TokenTotals(int(p), int(c), int(ca), int(r), int(a)), float(d))
             for m, e, p, c, ca, r, a, d in rows
         }
+
+    def usage_since(self, monitor: str, since: datetime) -> tuple[TokenTotals, float]:
+        """Tokens and known dollars of `monitor`'s runs started at or after `since`
+        (a daily budget)."""
+        run = t.run
+        query = sa.select(
+            *(
+                sa.func.coalesce(sa.func.sum(c), 0)
+                for c in (
+                    run.c.prompt_tokens,
+                    run.c.completion_tokens,
+                    run.c.cached_tokens,
+                    run.c.reasoning_tokens,
+                    run.c.token_answers,
+                    run.c.cost_dollars,
+                )
+            )
+        ).where(run.c.monitor == monitor, run.c.started_at >= since)
+        with self._read("sum the day's spending") as conn:
+            p, c, ca, r, a, d = conn.execute(query).one()
+        return TokenTotals(int(p), int(c), int(ca), int(r), int(a)), float(d)
 
     def run_counts(self) -> dict[tuple[str, str, str], int]:
         """Number of runs per (monitor, endpoint, status)."""

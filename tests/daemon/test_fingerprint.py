@@ -27,7 +27,7 @@ from monitor.core.model import Run
 from monitor.daemon import Daemon
 from monitor.notify import Notifier
 from monitor.scheduling import fire
-from tests.fakes import ManualClock, RecordingSleep
+from tests.fakes import ManualClock, RecordingReceiver, RecordingSleep
 
 N = 40
 
@@ -41,6 +41,7 @@ endpoints:
     model: gpt-x
     params: {{temperature: {temperature}, max_tokens: 8}}
     retries: 0
+    concurrency: 4
     {pricing}
 benchmarks:
   - {{name: b, data: items.jsonl, prompt: "{{{{ text }}}}", reference: label,
@@ -50,7 +51,15 @@ monitors:
     benchmark: b
     endpoints: [ep]
     drift: {{baseline: "rolling:3", on_model_change: {on_change}}}
+    budget: {budget}
+    alert: [hook]
+alerting:
+  receivers: [{{name: hook, webhook: {{url: "{hook}/hook"}}}}]
 """
+PRICED = (
+    'pricing: {prices: [{since: "2026-01-01", input_per_million: 2.5, output_per_million: 10}]}'
+)
+ITEM_DOLLARS = (9 * 2.5 + 1 * 10) / 1e6  # each answer: 9 prompt and 1 completion tokens
 
 
 class OpenAIServer:
@@ -109,15 +118,21 @@ async def openai() -> AsyncIterator[OpenAIServer]:
 class Setup:
     """A config over the server, rewritable, and the daemon built from it."""
 
-    def __init__(self, folder: Path, url: str) -> None:
-        self.folder, self.url = folder, url
+    def __init__(self, folder: Path, url: str, hook: str) -> None:
+        self.folder, self.url, self.hook = folder, url, hook
         self.config = folder / "monitor.yaml"
         rows = [{"id": f"i{k}", "text": f"q{k}", "label": "yes"} for k in range(N)]
         (folder / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         self.write()
         self.clock = ManualClock()
 
-    def write(self, temperature: float = 0, on_change: str = "keep", pricing: str = "") -> None:
+    def write(
+        self,
+        temperature: float = 0,
+        on_change: str = "keep",
+        pricing: str = "",
+        budget: str = "{}",
+    ) -> None:
         self.config.write_text(
             CONFIG.format(
                 db=self.folder / "monitor.db",
@@ -125,6 +140,8 @@ class Setup:
                 temperature=temperature,
                 on_change=on_change,
                 pricing=pricing,
+                budget=budget,
+                hook=self.hook,
             )
         )
 
@@ -138,8 +155,8 @@ class Setup:
 
 
 @pytest.fixture
-def setup(tmp_path: Path, openai: OpenAIServer) -> Setup:
-    return Setup(tmp_path, openai.url)
+def setup(tmp_path: Path, openai: OpenAIServer, receiver: RecordingReceiver) -> Setup:
+    return Setup(tmp_path, openai.url, receiver.url)
 
 
 @pytest.fixture
@@ -285,10 +302,7 @@ class TestCost:
         self, daemon: Daemon, setup: Setup
     ) -> None:
         """40 answers of 9 prompt + 1 completion tokens at $2.50/M and $10/M: $0.0013."""
-        setup.write(
-            pricing='pricing: {prices: [{since: "2026-01-01", input_per_million: 2.5, '
-            "output_per_million: 10}]}"
-        )
+        setup.write(pricing=PRICED)
         assert (await daemon.reload())[0]
         (run,) = await runs(daemon, setup, 1)
         assert run.usage is not None
@@ -313,3 +327,83 @@ class TestCost:
         as_json = json.loads(cli("runs", "--config", str(setup.config), "--format", "json"))
         assert as_json["runs"][0]["usage"]["cost_dollars"] is None
         assert "unknown" in cli("runs", "--config", str(setup.config))
+
+
+class TestBudget:
+    async def test_a_run_budget_stops_the_run_within_one_batch(
+        self, daemon: Daemon, setup: Setup, openai: OpenAIServer, receiver: RecordingReceiver
+    ) -> None:
+        """$0.0005 is spent by the 16th of 40 answers (40%): no request starts after it, the
+        3 in flight (concurrency 4) finish, and every stored answer is kept."""
+        setup.write(pricing=PRICED, budget="{run_dollars: 0.0005}")
+        assert (await daemon.reload())[0]
+        (run,) = await runs(daemon, setup, 1)
+        assert (run.status.value, run.status_reason) == ("aborted", "budget")
+        assert 16 <= run.n_items <= 16 + 3
+        assert openai.requests == run.n_items  # nothing was sent that is not stored
+        stored = daemon.store.item_results(run.id)
+        assert len(stored) == run.n_items
+        assert all(r.output == "yes" and r.error is None for r in stored)
+        assert run.usage is not None
+        assert run.usage.dollars == pytest.approx(run.n_items * ITEM_DOLLARS)
+        assert daemon.store.run_verdicts([run.id]).get(run.id, []) == []  # not judged
+        (posted,) = receiver.on("/hook")
+        body = json.loads(posted.body)
+        assert (body["alert"]["name"], body["status"]) == ("MonitorBudgetExceeded", "firing")
+        assert "reached the monitor's per-run budget" in body["description"]
+        # a run within the budget clears the alert
+        setup.write(pricing=PRICED)
+        assert (await daemon.reload())[0]
+        await runs(daemon, setup, 1)
+        assert json.loads(receiver.on("/hook")[-1].body)["status"] == "resolved"
+
+    async def test_a_token_budget_without_a_price(self, daemon: Daemon, setup: Setup) -> None:
+        """No price known: a token limit still stops the run (100 tokens: 10 answers)."""
+        setup.write(budget="{run_tokens: 100, run_dollars: 1}")
+        assert (await daemon.reload())[0]
+        (run,) = await runs(daemon, setup, 1)
+        assert run.status_reason == "budget"
+        assert 10 <= run.n_items <= 13
+
+    async def test_a_spent_day_budget_skips_the_next_scheduled_run(
+        self,
+        daemon: Daemon,
+        setup: Setup,
+        openai: OpenAIServer,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """One full run costs $0.0013 against a day budget of $0.001: the next one waits."""
+        setup.write(pricing=PRICED, budget="{day_dollars: 0.001}")
+        assert (await daemon.reload())[0]
+        (first,) = await runs(daemon, setup, 1)
+        assert first.status.value == "succeeded"
+        sent = openai.requests
+        capsys.readouterr()
+        assert await runs(daemon, setup, 1) == [first]  # no second run was recorded
+        assert openai.requests == sent
+        out = capsys.readouterr().out
+        assert "run_skipped_budget" in out
+        assert "today reached the daily budget of $0.001" in out
+
+
+class TestDryRun:
+    async def test_estimates_without_a_request(
+        self, daemon: Daemon, setup: Setup, openai: OpenAIServer
+    ) -> None:
+        """From the prompts before any run; from the last run of the version after one."""
+        setup.write(pricing=PRICED)
+        assert (await daemon.reload())[0]
+        config = ["--config", str(setup.config)]
+        before = json.loads(cli("run", "m", "--dry-run", "--format", "json", *config))
+        assert openai.requests == 0  # counted by the server: nothing was sent
+        (first,) = before["estimates"]
+        prompt = -(-sum(len(f"q{k}") for k in range(N)) // 4)  # 110 characters: 28 tokens
+        assert first["usage"]["tokens"]["prompt"] == prompt
+        assert first["usage"]["tokens"]["completion"] == 8 * N  # params.max_tokens
+        assert first["usage"]["cost_dollars"] == pytest.approx((prompt * 2.5 + 320 * 10) / 1e6)
+        (run,) = await runs(daemon, setup, 1)
+        sent = openai.requests
+        text = cli("run", "m", "--dry-run", *config)
+        assert openai.requests == sent
+        assert f"from run {run.id} of this benchmark version" in text
+        assert "~360 prompt + ~40 completion tokens, estimated cost $0.0013" in text
