@@ -1065,6 +1065,32 @@ def monitor_detail() -> Json:
         12,
         8,
     )
+    lay.add(
+        timeseries(
+            "Spend over the time range's steps",
+            "Dollars of runs whose cost is known, and tokens, per step: the increase of "
+            "monitor_cost_dollars_total and monitor_tokens_total (counted in the store).",
+            [
+                target(
+                    "sum by (endpoint) (increase(monitor_cost_dollars_total"
+                    f"{{{ME}}}[$__rate_interval]))",
+                    "{{endpoint}} $",
+                    "A",
+                ),
+                target(
+                    "sum by (endpoint) (increase(monitor_tokens_total"
+                    f'{{{ME},kind=~"prompt|completion"}}[$__rate_interval]))',
+                    "{{endpoint}} tokens",
+                    "B",
+                ),
+            ],
+            "short",
+            minimum=0,
+            overrides=[override("byFrameRefID", "A", unit="currencyUSD")],
+        ),
+        24,
+        8,
+    )
 
     lay.add(row("Endpoint latency"), 24, 1)
     lay.add(
