@@ -227,7 +227,8 @@ class StoreJudge:
         policy: DriftSettings,
         labels: bool,
     ) -> list[Evaluation]:
-        """Distribution drift of latency, output length and (for classifiers) labels."""
+        """Distribution drift of latency, output length, completion tokens (where the
+        answers report them) and (for classifiers) labels."""
         from monitor.core.policy import evaluate_categories, evaluate_distribution  # noqa: PLC0415
 
         base = self._store.baseline_signals(ids, labels=labels)
@@ -248,6 +249,16 @@ class StoreJudge:
                 baseline_description=description,
             ),
         ]
+        if current.completion_tokens:  # verbosity drift: twice the words cost twice as much
+            out.append(
+                evaluate_distribution(
+                    "completion_tokens",
+                    base.completion_tokens,
+                    list(current.completion_tokens),
+                    policy,
+                    baseline_description=description,
+                )
+            )
         if labels:
             out.append(
                 evaluate_categories(

@@ -598,6 +598,7 @@ class _Collected:
         # drift signals of the answered items (the judge's in-memory evidence)
         self.latencies: list[float] = []
         self.output_lengths: list[int] = []
+        self.completion_tokens: list[int] = []
         self.predicted: list[str] = []
         self.error_kinds: Counter[str] = Counter()
 
@@ -626,6 +627,8 @@ class _Collected:
         if response.error is None and output is not None:
             self.latencies.append(response.latency_s)
             self.output_lengths.append(len(output))
+            if response.usage is not None and response.usage.completion_tokens is not None:
+                self.completion_tokens.append(response.usage.completion_tokens)
             if self._labels:
                 self.predicted.append(predicted_label(output))
             for scorer in self._scorers:
@@ -679,6 +682,7 @@ class _Collected:
             latencies=self.latencies,
             output_lengths=self.output_lengths,
             labels=self.predicted,
+            completion_tokens=self.completion_tokens,
         )
 
 

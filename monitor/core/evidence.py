@@ -34,6 +34,8 @@ class RunEvidence:
     latencies: Sequence[float] = ()
     output_lengths: Sequence[int] = ()
     labels: Sequence[str] = ()
+    # completion tokens of the answers that reported them (verbosity: what a run costs)
+    completion_tokens: Sequence[int] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +45,4 @@ class BaselineSignals:
     latencies: list[float] = field(default_factory=list)
     output_lengths: list[int] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    completion_tokens: list[int] = field(default_factory=list)

@@ -853,8 +853,8 @@ class SqlStore(EngineAccess):
         return found
 
     def baseline_signals(self, run_ids: Sequence[int], *, labels: bool) -> BaselineSignals:
-        """Latency and output length (characters) of the answered items of `run_ids`,
-        plus their predicted labels when `labels`.
+        """Latency, output length (characters) and completion tokens (where reported) of
+        the answered items of `run_ids`, plus their predicted labels when `labels`.
 
         Only these columns are read: the output's length is computed by the database, and
         for labels at most `LABEL_PREFIX_CHARS` of it are fetched, so judging a run against
@@ -863,7 +863,7 @@ class SqlStore(EngineAccess):
         ids = _unique(run_ids)
         out = BaselineSignals()
         r = t.item_result.c
-        columns: list[Any] = [r.latency_s, sa.func.length(r.output)]
+        columns: list[Any] = [r.latency_s, sa.func.length(r.output), r.completion_tokens]
         if labels:
             columns.append(sa.func.substr(r.output, 1, LABEL_PREFIX_CHARS))
         with self._read("read baseline signals") as conn:
@@ -876,8 +876,10 @@ class SqlStore(EngineAccess):
                 for row in rows:
                     out.latencies.append(_nan_if_none(row[0]))
                     out.output_lengths.append(int(row[1]))
+                    if row[2] is not None:
+                        out.completion_tokens.append(int(row[2]))
                     if labels:
-                        out.labels.append(predicted_label(row[2]))
+                        out.labels.append(predicted_label(row[3]))
         return out
 
     # ------------------------------------------------------------ baselines

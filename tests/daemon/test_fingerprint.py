@@ -68,6 +68,7 @@ class OpenAIServer:
     def __init__(self) -> None:
         self.model = "gpt-x-2024-08-06"
         self.fingerprint: str | None = "fp_a"
+        self.completion: Callable[[int], int] = lambda _: 1  # tokens of the n-th answer
         self.requests = 0
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -102,7 +103,11 @@ class OpenAIServer:
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+                "usage": {
+                    "prompt_tokens": 9,
+                    "completion_tokens": self.completion(self.requests),
+                    "total_tokens": 9 + self.completion(self.requests),
+                },
             }
         )
 
@@ -407,3 +412,23 @@ class TestDryRun:
         assert openai.requests == sent
         assert f"from run {run.id} of this benchmark version" in text
         assert "~360 prompt + ~40 completion tokens, estimated cost $0.0013" in text
+
+
+class TestVerbosity:
+    async def test_twice_the_completion_tokens_is_a_drift_warning(
+        self, daemon: Daemon, setup: Setup, openai: OpenAIServer
+    ) -> None:
+        """Same answers, same scores, but the model now writes twice as many tokens."""
+        openai.completion = lambda n: 10 + n % 7
+        before = await runs(daemon, setup, 4)
+        openai.completion = lambda n: 2 * (10 + n % 7)
+        (*_, wordy) = await runs(daemon, setup, 1)
+        by_check = {v.scorer: v for v in daemon.store.run_verdicts([wordy.id])[wordy.id]}
+        assert by_check["exact_match"].verdict.value not in {"regressed", "warn"}
+        tokens = by_check["completion_tokens"]
+        assert tokens.verdict.value == "warn"
+        assert tokens.effect is not None
+        assert tokens.effect > 5  # the median answer grew by ~13 tokens
+        calm = daemon.store.run_verdicts([before[-1].id])[before[-1].id]
+        calm_tokens = {v.scorer: v for v in calm}["completion_tokens"]
+        assert calm_tokens.verdict.value == "ok", calm_tokens.detail
