@@ -276,7 +276,7 @@ def run_daemon(config_path: str) -> int:
         # A long-lived process: load the statistics stack now rather than at the first
         # judged run, then move every start-up object out of the garbage collector's
         # sight. Full collections then scan only what the service allocates later; they
-        # were the tail of the uncached /ui/ overview (p95 334 -> 126 ms, docs/performance.md).
+        # were the tail of the uncached /ui/ overview (docs/ui.md, "Speed").
         import monitor.core.policy  # noqa: F401, PLC0415 - loaded for its side effect
 
         gc.freeze()
