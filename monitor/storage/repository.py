@@ -163,6 +163,20 @@ def _usage_from(row: RowMapping) -> RunUsage | None:
     return RunUsage(tokens, row["cost_dollars"], row["cost_basis"] or "")
 
 
+def _usage_sums() -> list[Any]:
+    """SUMs of the run columns a TokenTotals and a dollar total are read from, in order."""
+    run = t.run.c
+    columns = (
+        run.prompt_tokens,
+        run.completion_tokens,
+        run.cached_tokens,
+        run.reasoning_tokens,
+        run.token_answers,
+        run.cost_dollars,
+    )
+    return [sa.func.coalesce(sa.func.sum(c), 0) for c in columns]
+
+
 def _usage_row(usage: RunUsage | None) -> dict[str, Any]:
     if usage is None:
         return {}
@@ -728,19 +742,8 @@ class SqlStore(EngineAccess):
         """(monitor, endpoint) -> tokens over all runs, and the dollars of the runs whose
         cost is known (the `monitor_tokens_total` and `monitor_cost_dollars_total` counters)."""
         run = t.run
-        sums = [
-            sa.func.coalesce(sa.func.sum(c), 0)
-            for c in (
-                run.c.prompt_tokens,
-                run.c.completion_tokens,
-                run.c.cached_tokens,
-                run.c.reasoning_tokens,
-                run.c.token_answers,
-                run.c.cost_dollars,
-            )
-        ]
         query = (
-            sa.select(run.c.monitor, run.c.endpoint, *sums)
+            sa.select(run.c.monitor, run.c.endpoint, *_usage_sums())
             .where(run.c.token_answers.is_not(None))
             .group_by(run.c.monitor, run.c.endpoint)
         )
@@ -755,19 +758,7 @@ class SqlStore(EngineAccess):
         """Tokens and known dollars of `monitor`'s runs started at or after `since`
         (a daily budget)."""
         run = t.run
-        query = sa.select(
-            *(
-                sa.func.coalesce(sa.func.sum(c), 0)
-                for c in (
-                    run.c.prompt_tokens,
-                    run.c.completion_tokens,
-                    run.c.cached_tokens,
-                    run.c.reasoning_tokens,
-                    run.c.token_answers,
-                    run.c.cost_dollars,
-                )
-            )
-        ).where(run.c.monitor == monitor, run.c.started_at >= since)
+        query = sa.select(*_usage_sums()).where(run.c.monitor == monitor, run.c.started_at >= since)
         with self._read("sum the day's spending") as conn:
             p, c, ca, r, a, d = conn.execute(query).one()
         return TokenTotals(int(p), int(c), int(ca), int(r), int(a)), float(d)

@@ -16,6 +16,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.daemon import Daemon as Service
 from monitor.demo.data import PROMPT, write_items
 
 TOKEN = "test-token-0123456789"
@@ -200,3 +201,12 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+
+
+def sample(service: Service, name: str, **labels: str) -> float | None:
+    """The value of one series in an in-process daemon's /metrics text, or None."""
+    for family in text_string_to_metric_families(service.metrics_text().decode()):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return None

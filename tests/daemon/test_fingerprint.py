@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import __version__
 from monitor.api.compare import compare_runs
@@ -27,6 +26,7 @@ from monitor.core.model import Run
 from monitor.daemon import Daemon
 from monitor.notify import Notifier
 from monitor.scheduling import fire
+from tests.daemon.harness import sample
 from tests.fakes import ManualClock, RecordingReceiver, RecordingSleep
 
 N = 40
@@ -194,14 +194,6 @@ def cli(*args: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def sample(daemon: Daemon, name: str, **labels: str) -> float | None:
-    for family in text_string_to_metric_families(daemon.metrics_text().decode()):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    return None
 
 
 class TestFingerprint:

@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.api import create_api
 from monitor.app import build_daemon
@@ -30,6 +29,7 @@ from monitor.daemon import Daemon
 from monitor.notify import Notifier
 from monitor.ports import EndpointClient
 from monitor.scheduling import RunSpec, fire
+from tests.daemon.harness import sample
 from tests.fakes import (
     ManualClock,
     RecordingReceiver,
@@ -123,15 +123,6 @@ async def daemon(harness: Harness) -> AsyncIterator[Daemon]:
             yield built
     finally:
         close()
-
-
-def sample(daemon: Daemon, name: str, **labels: str) -> float | None:
-    """The value of one series in the daemon's /metrics text, or None."""
-    for family in text_string_to_metric_families(daemon.metrics_text().decode()):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    return None
 
 
 async def until(condition: Callable[[], bool]) -> None:
