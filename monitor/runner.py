@@ -439,9 +439,13 @@ class Runner:
     ) -> Run:
         finished_at = self._clock()
         fingerprint = collected.fingerprint()
-        usage = await self._usage(run, collected)
+        # priced in the same shielded thread as the write: a cancel cannot skip the write
+        priced: list[RunUsage | None] = []
 
         def finish() -> Run:
+            if not priced:
+                priced.append(self._usage(run, collected))
+            usage = priced[0]
             return self._store.finish_run(
                 run.id,
                 status=status,
@@ -470,7 +474,7 @@ class Runner:
                 n_errors=progress.errors,
                 model_id=collected.model_id,
                 fingerprint=fingerprint,
-                usage=usage,
+                usage=priced[0] if priced else None,
                 status_reason=reason,
             )
 
@@ -510,24 +514,20 @@ class Runner:
             log.warning("budget_cost_unknown", model=model, checked="tokens only")
         return rates
 
-    async def _usage(self, run: Run, collected: _Collected) -> RunUsage | None:
-        """The run's tokens and cost; a price table that fails leaves the cost unknown."""
+    def _usage(self, run: Run, collected: _Collected) -> RunUsage | None:
+        """The run's tokens and cost (in a worker thread: the table loads its data on first
+        use, ~0.2 s); a price table that fails leaves the cost unknown."""
         plan = collected.pricing
         if plan is None:
             return None
-        table = table_lookup(self._pricer)
-
-        def compute() -> RunUsage:
+        try:
             return run_usage(
                 collected.tokens,
                 plan,
                 served_model=collected.model_id,
                 when=run.started_at,
-                table=table,
+                table=table_lookup(self._pricer),
             )
-
-        try:  # the table loads its data on first use (~0.2 s): off the event loop
-            return await asyncio.to_thread(compute)
         except Exception as exc:  # noqa: BLE001 - a price table must never fail a run
             self._log.warning("run_cost_unknown", run_id=run.id, error=f"{type(exc).__name__}")
             return RunUsage(collected.tokens, None, "unknown: the price lookup failed")
