@@ -143,7 +143,8 @@ class Daemon:
                 raw = resp.read().decode()
                 status = resp.status
         except urllib.error.HTTPError as err:
-            raw, status = err.read().decode(), err.code
+            with err:  # closes the error response's socket now, not at some later GC
+                raw, status = err.read().decode(), err.code
         try:
             return status, json.loads(raw)
         except json.JSONDecodeError:

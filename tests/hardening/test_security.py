@@ -165,7 +165,8 @@ def call(
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, _lower(resp.headers.items()), resp.read().decode()
     except urllib.error.HTTPError as err:
-        return err.code, _lower(err.headers.items()), err.read().decode()
+        with err:  # closes the error response's socket now, not at some later GC
+            return err.code, _lower(err.headers.items()), err.read().decode()
 
 
 def _lower(items: Any) -> dict[str, str]:

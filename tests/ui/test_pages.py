@@ -226,7 +226,8 @@ class TestAuth:
             with urllib.request.urlopen(request, timeout=10) as answer:
                 return int(answer.status)
         except urllib.error.HTTPError as exc:
-            return exc.code
+            with exc:  # closes the error response's socket now, not at some later GC
+                return exc.code
 
     def test_token_required(self, guarded: LiveDaemon) -> None:
         """No token or a wrong one gets the login form (401); the bearer token gets the page."""
