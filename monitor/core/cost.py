@@ -92,13 +92,7 @@ def price_tokens(tokens: TokenTotals, price: Price) -> float:
     every prompt token is billed at the input rate. Reasoning tokens are part of the
     completion tokens and billed with them.
     """
-    cached = min(tokens.cached, tokens.prompt) if price.cached_input_per_million is not None else 0
-    cached_rate = price.cached_input_per_million or 0.0
-    return (
-        (tokens.prompt - cached) * price.input_per_million
-        + cached * cached_rate
-        + tokens.completion * price.output_per_million
-    ) / MILLION
+    return Rates.of(price).dollars(tokens)
 
 
 @dataclass(frozen=True, slots=True)
