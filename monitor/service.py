@@ -207,6 +207,7 @@ class RunService:
         self._alerts = alerts
         self._clock = clock
         self._clients: dict[str, tuple[str, EndpointClient]] = {}
+        self._client_locks: dict[str, asyncio.Lock] = {}
 
     @property
     def active(self) -> set[int]:
@@ -244,13 +245,22 @@ class RunService:
         hit = self._clients.get(ep.name)
         if hit is not None and hit[0] == key:
             return hit[1]
-        try:
-            client = self._endpoints(ep)
-        except ValueError as exc:
-            raise ConfigError(f"{settings.where(('endpoints',))}: {ep.name}: {exc}") from None
-        await asyncio.to_thread(self._store.save_endpoint, ep.name, ep.fingerprint(), self._clock())
-        self._clients[ep.name] = (key, client)
-        return client
+        # Plans of simultaneous fire times wait here for the first one's client: without
+        # the lock each would build its own during the await below, and the endpoint
+        # would see `concurrency` requests in flight per monitor, not in all.
+        async with self._client_locks.setdefault(ep.name, asyncio.Lock()):
+            hit = self._clients.get(ep.name)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+            try:
+                client = self._endpoints(ep)
+            except ValueError as exc:
+                raise ConfigError(f"{settings.where(('endpoints',))}: {ep.name}: {exc}") from None
+            await asyncio.to_thread(
+                self._store.save_endpoint, ep.name, ep.fingerprint(), self._clock()
+            )
+            self._clients[ep.name] = (key, client)
+            return client
 
     async def execute(
         self, plan: RunPlan, *, on_progress: Callable[[Progress], None] | None = None
@@ -258,6 +268,7 @@ class RunService:
         """Run a plan, judge it, and record its metrics and alerts."""
         judge = None
         if self._judge is not None:
+            self._judge.prepare()
             judge = functools.partial(self._judge.judge, monitor=plan.monitor, scorers=plan.scorers)
         outcome = await self._runner.run(plan.request(), judge=judge, on_progress=on_progress)
         if self._metrics is not None:
