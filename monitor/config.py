@@ -26,8 +26,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -218,6 +220,31 @@ class PricingSettings(_Model):
     prices: list[PriceSettings] = Field(default_factory=list)
 
 
+class RateLimitSettings(_Model):
+    """A provider's published limits (``rate_limit: {requests_per_minute: 600, ...}``)."""
+
+    requests_per_minute: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    # prompt plus completion tokens, as the answers' usage reports them
+    tokens_per_minute: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _check_some(self) -> RateLimitSettings:
+        if self.requests_per_minute is None and self.tokens_per_minute is None:
+            raise ValueError("give requests_per_minute, tokens_per_minute or both")
+        return self
+
+
+def _rate_limit_kind(value: object) -> str:
+    return "limits" if isinstance(value, Mapping | RateLimitSettings) else "rate"
+
+
+# `20/s` (requests per second, the original form) or a mapping of per-minute limits
+RateLimit = Annotated[
+    Annotated[Rate, Tag("rate")] | Annotated[RateLimitSettings, Tag("limits")],
+    Discriminator(_rate_limit_kind),
+]
+
+
 class EndpointSettings(_Templated):
     name: Name
     type: EndpointType
@@ -225,8 +252,12 @@ class EndpointSettings(_Templated):
     model: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
+    # the most requests in flight; the adaptive limit stays within [1, concurrency]
+    # (docs/decisions/0009-adaptive-concurrency.md)
     concurrency: int = Field(default=8, ge=1, le=1024)
-    rate_limit: Rate | None = None
+    # read through the `rate_limit` (requests per second) and `tokens_per_minute`
+    # properties; the field has its own name so the properties keep the original meaning
+    limits: RateLimit | None = Field(default=None, alias="rate_limit")
     timeout: Annotated[Duration, Field(gt=0)] = 30.0
     retries: int = Field(default=3, ge=0, le=20)
     backoff: Duration = 0.5
@@ -260,11 +291,32 @@ class EndpointSettings(_Templated):
             raise ValueError(f"type {self.type} requires: {', '.join(missing)}")
         return self
 
+    @property
+    def rate_limit(self) -> float | None:
+        """Requests per second, from either form of ``rate_limit``; None without one."""
+        limits = self.limits
+        if isinstance(limits, RateLimitSettings):
+            rpm = limits.requests_per_minute
+            return None if rpm is None else rpm / 60.0
+        return limits
+
+    @property
+    def tokens_per_minute(self) -> float | None:
+        limits = self.limits
+        return limits.tokens_per_minute if isinstance(limits, RateLimitSettings) else None
+
     def fingerprint(self) -> str:
         """Hash of the settings that change what is measured; header values are excluded
         because they hold secrets and rotating a key does not change the model, and prices
         because they change what a run costs, not what it measures."""
-        data = self.model_dump(mode="json", exclude={"headers", "pricing"})
+        data = self.model_dump(mode="json", exclude={"headers", "pricing", "limits"})
+        # under its configured key, as before the per-minute form: old hashes stay valid
+        limits = self.limits
+        data["rate_limit"] = (
+            limits.model_dump(mode="json", exclude_none=True)
+            if isinstance(limits, RateLimitSettings)
+            else limits
+        )
         data["header_names"] = sorted(self.headers)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -592,13 +644,17 @@ def _describe(err: Mapping[str, Any]) -> str:
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def _clean_loc(loc: tuple[Any, ...], data: Any) -> Path_:
+def _clean_loc(loc: tuple[Any, ...], data: Any, *, missing: bool = False) -> Path_:
     """The data path of an error location: pydantic adds validator and union-member tags
-    (``function-before[...]``, ``list[str]``) that address no key of the data; drop them."""
+    (``function-before[...]``, ``list[str]``, the `RateLimit` forms) that address no key of
+    the data; drop them. Only a ``missing`` field's last part may name an absent key."""
     out: list[str | int] = []
     node = data
-    for part in loc:
+    last = len(loc) - 1
+    for i, part in enumerate(loc):
         if isinstance(node, dict):
+            if part not in node and not (missing and i == last):
+                continue
             out.append(part)
             node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int):
@@ -714,7 +770,7 @@ def parse_settings(
                 (loc.line_of(path), format_path(path), _describe(e))
                 # without inputs and URLs: 100,000 errors would otherwise copy 100 MB
                 for e in exc.errors(include_url=False, include_input=False, include_context=False)
-                for path in [_clean_loc(e["loc"], data)]
+                for path in [_clean_loc(e["loc"], data, missing=e["type"] == "missing")]
             }
         )
         report = "\n".join(

@@ -9,13 +9,17 @@ Failure handling, per attempt::
     no complete response within `timeout`        -> TIMEOUT           retried
     refused, DNS, reset, body cut off            -> CONNECT           retried
     TLS handshake or certificate failure         -> CONNECT           not retried (config)
-    429                                          -> HTTP_4XX          retried, Retry-After
-    5xx                                          -> HTTP_5XX          retried, Retry-After
+    429                                          -> HTTP_4XX          retried, Retry-After *
+    5xx                                          -> HTTP_5XX          retried, Retry-After *
     other 4xx                                    -> HTTP_4XX          not retried
     3xx (redirects are never followed)           -> INVALID_RESPONSE  not retried
     not JSON, wrong shape, > max_response_bytes  -> INVALID_RESPONSE  not retried
     body that does not decompress (gzip, ...)    -> INVALID_RESPONSE  not retried
     JSON nested too deeply to parse              -> INVALID_RESPONSE  not retried
+
+* 429, and 5xx with Retry-After, are congestion signals: the endpoint's in-flight limit
+shrinks and a Retry-After holds back every request of the endpoint, not only the retry
+(monitor/endpoints/limits.py, docs/decisions/0009-adaptive-concurrency.md).
 
 `JsonEndpoint.predict` turns the final failure into a `Response` value; it raises only
 `BenchmarkError`, when an item cannot be turned into a request at all (a data problem that
@@ -44,6 +48,7 @@ from monitor import __version__
 from monitor.aio_session import SessionOwner
 from monitor.core.model import ErrorKind, Item, Response, Usage
 from monitor.core.retry import RetryPolicy, parse_retry_after
+from monitor.endpoints.limits import SendLimits, TokenBucket
 from monitor.errors import (
     BenchmarkError,
     EndpointError,
@@ -73,45 +78,6 @@ _DETAIL_CHARS = 300  # error_detail is stored per item: keep it short
 # How much of an error body is read for error_detail. It is scrubbed of secrets first and
 # cut to _DETAIL_CHARS afterwards, so a secret cannot survive as a prefix at the cut.
 _SNIPPET_BYTES = 4096
-
-
-# ---------------------------------------------------------------- retry policy
-
-
-# ---------------------------------------------------------------- rate limiting
-
-
-class TokenBucket:
-    """Async token bucket: ``rate`` requests per second with bursts of ``burst``.
-
-    Each caller reserves the next token, possibly driving the balance negative, and sleeps
-    exactly until its token is due: FIFO, no polling, one clock read per call. Time is the
-    event loop's clock.
-    """
-
-    __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        if rate <= 0:
-            raise ValueError(f"rate must be positive, got {rate}")
-        self._rate = rate
-        self._burst = max(1.0, rate) if burst is None else burst
-        self._tokens = self._burst
-        self._stamp: float | None = None
-
-    async def acquire(self) -> None:
-        """Wait until one request may be sent."""
-        now = asyncio.get_running_loop().time()
-        if self._stamp is not None:
-            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
-        self._stamp = now
-        self._tokens -= 1.0
-        if self._tokens < 0.0:
-            try:
-                await asyncio.sleep(-self._tokens / self._rate)
-            except asyncio.CancelledError:
-                self._tokens += 1.0  # give the unused reservation back
-                raise
 
 
 # ---------------------------------------------------------------- response helpers
@@ -385,11 +351,14 @@ class JsonEndpoint:
     Subclasses set the URL and implement `encode` (item -> request body) and `decode`
     (parsed JSON -> Prediction, raising `invalid_response` for a wrong shape).
 
-    Per endpoint: a semaphore of ``concurrency`` (held across the retries of one item, so
-    an overloaded endpoint that answers 429 is not hit by fresh items meanwhile), a token
-    bucket of ``rate_limit`` (one token per attempt), a total timeout per attempt.
+    Per endpoint (`SendLimits`, shared by every monitor using the endpoint): an adaptive
+    limit of at most ``concurrency`` requests in flight (held across the retries of one
+    item, so an overloaded endpoint that answers 429 is not hit by fresh items
+    meanwhile), the "not before" time of the last Retry-After, token buckets of
+    ``rate_limit`` requests (one per attempt) and tokens (an estimate per attempt, settled
+    with the answer's usage), a rate learned from 429s, and a total timeout per attempt.
     ``latency_s`` is the wall time from the first attempt's start to the final answer,
-    retries and back-off included; time spent queueing for the semaphore and the first
+    retries and back-off included; time spent queueing for a slot, the gate and the first
     rate-limit token is excluded because it depends on how many items the caller submits
     at once, not on the endpoint.
     """
@@ -403,8 +372,11 @@ class JsonEndpoint:
         self._retry = retry
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
         self._max_bytes = settings.max_response_bytes
-        self._semaphore = asyncio.Semaphore(settings.concurrency)
-        self._limiter = TokenBucket(settings.rate_limit) if settings.rate_limit else None
+        self.limits = SendLimits(
+            settings.concurrency,
+            requests_per_s=settings.rate_limit,
+            tokens_per_minute=settings.tokens_per_minute,
+        )
         self._ssl = _ssl_setting(settings)
         headers: CIMultiDict[str] = CIMultiDict(
             {
@@ -429,13 +401,19 @@ class JsonEndpoint:
     async def predict(self, item: Item) -> Response:
         """Send one item, retrying transient failures; never raises for endpoint failures."""
         body = self.encode(item)
-        http, retry, limiter = self._http, self._retry, self._limiter
-        async with self._semaphore:
-            if limiter is not None:
-                await limiter.acquire()
+        http, retry, limits = self._http, self._retry, self.limits
+        limiter = limits.limiter
+        control = limiter.control
+        loop = asyncio.get_running_loop()
+        await limiter.acquire()
+        try:
+            if limits.gate.until:  # 0.0 until the first Retry-After
+                await limits.wait_gate(http.sleep, 0.0, loop.time())
+            cost = await self._admit(limits)
             start = time.perf_counter()
             attempt = 1
             while True:
+                ticket = control.epoch
                 try:
                     payload = await http.post_json(
                         self.url,
@@ -447,10 +425,27 @@ class JsonEndpoint:
                     )
                     prediction = self._decode_checked(payload)
                 except EndpointError as exc:
-                    if isinstance(exc, TransientEndpointError) and attempt <= retry.retries:
-                        await http.sleep(retry.delay(attempt, exc.retry_after, http.rng))
-                        if limiter is not None:
-                            await limiter.acquire()
+                    if cost:
+                        limits.settle_tokens(cost, None, None)  # refused: no tokens used
+                    transient = isinstance(exc, TransientEndpointError)
+                    retry_after = exc.retry_after if transient else None
+                    if transient and (exc.kind is ErrorKind.HTTP_4XX or retry_after is not None):
+                        now = loop.time()
+                        delay = retry.delay(attempt, retry_after, http.rng)
+                        # the gate holds at most what this retry waits (max_delay caps it)
+                        limits.on_congestion(
+                            ticket, now, delay if retry_after is not None else None
+                        )
+                        if attempt <= retry.retries:
+                            await limits.wait_gate(http.sleep, delay, now)
+                            cost = await self._admit(limits)
+                            attempt += 1
+                            continue
+                    elif transient and attempt <= retry.retries:
+                        await http.sleep(retry.delay(attempt, retry_after, http.rng))
+                        if limits.gate.until:
+                            await limits.wait_gate(http.sleep, 0.0, loop.time())
+                        cost = await self._admit(limits)
                         attempt += 1
                         continue
                     return Response(
@@ -460,14 +455,35 @@ class JsonEndpoint:
                         error_detail=self._redact(exc.detail),
                         attempts=attempt,
                     )
+                if limits.congested:
+                    limits.on_success(ticket, loop.time())
+                usage = prediction.usage
+                if limits.tokens is not None and usage is not None:
+                    limits.settle_tokens(cost, usage.prompt_tokens, usage.completion_tokens)
                 return Response(
                     output=prediction.output,
                     latency_s=time.perf_counter() - start,
                     model_id=prediction.model_id,
-                    usage=prediction.usage,
+                    usage=usage,
                     attempts=attempt,
                     system_fingerprint=prediction.system_fingerprint,
                 )
+        finally:
+            limiter.release()
+
+    @staticmethod
+    async def _admit(limits: SendLimits) -> float:
+        """Wait for the rate buckets; the tokens reserved for this attempt (0 without a
+        tokens-per-minute limit)."""
+        if limits.requests is not None:
+            await limits.requests.acquire()
+        if limits.pace is not None:
+            await limits.pace.acquire()
+        if limits.tokens is None:
+            return 0.0
+        cost = limits.token_estimate()
+        await limits.tokens.acquire(cost)
+        return cost
 
     def _decode_checked(self, payload: Any) -> Prediction:
         try:
