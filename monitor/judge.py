@@ -14,7 +14,10 @@ independent schedules, so the run is the natural cycle; see docs/statistics.md.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import math
+import sys
+import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -31,6 +34,9 @@ from monitor.ports import Clock, JudgeStore
 
 if TYPE_CHECKING:  # the policy pulls in scipy: import it when the first run is judged
     from monitor.core.policy import DriftSettings, Evaluation
+
+_POLICY = "monitor.core.policy"
+_loading: threading.Thread | None = None  # StoreJudge.prepare's import, once per process
 
 
 def rebaseline(
@@ -72,6 +78,20 @@ class StoreJudge:
     def __init__(self, store: JudgeStore, *, clock: Clock = utc_now) -> None:
         self._store = store
         self._clock = clock
+
+    def prepare(self) -> None:
+        """Import the statistics stack on a thread while the run's requests are in flight.
+
+        SciPy and the policy take ~0.6-1 s to import, which a one-run command would
+        otherwise pay after its last answer (docs/performance.md, "Fixed cost of a run").
+        The daemon imports them at start, so there this returns at once.
+        """
+        global _loading  # noqa: PLW0603 - one loader per process
+        if _loading is None and _POLICY not in sys.modules:
+            _loading = threading.Thread(
+                target=importlib.import_module, args=(_POLICY,), name="load-stats", daemon=True
+            )
+            _loading.start()
 
     async def judge(
         self,

@@ -228,6 +228,9 @@ class LeaderLock(Protocol):
 class Judge(Protocol):
     """Turns a finished run's evidence into verdicts (statistics live behind it)."""
 
+    def prepare(self) -> None:
+        """Start loading what judging needs without waiting for it (a run is starting)."""
+
     async def judge(
         self,
         run: Run,
