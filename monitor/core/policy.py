@@ -63,7 +63,7 @@ from monitor.core.stats import (
     paired_continuous_test,
     standardize,
 )
-from monitor.core.stats.bootstrap import bootstrap_replicates, percentile_interval
+from monitor.core.stats.bootstrap import median_replicates, percentile_interval
 from monitor.core.stats.drift import js_distance
 from monitor.core.stats.paired import (
     MIN_ITEMS,
@@ -532,13 +532,9 @@ def _bootstrap_median_shift(
     b: npt.NDArray[np.float64], c: npt.NDArray[np.float64], settings: DriftSettings
 ) -> tuple[float, float]:
     rng = np.random.default_rng(settings.seed)
-    # both samples from one generator, the baseline's resamples first
-    nb = bootstrap_replicates(
-        b.size, lambda idx: np.median(b[idx], axis=1), rng=rng, resamples=DRIFT_BOOTSTRAP
-    )
-    nc = bootstrap_replicates(
-        c.size, lambda idx: np.median(c[idx], axis=1), rng=rng, resamples=DRIFT_BOOTSTRAP
-    )
+    # both samples from one generator, the baseline's replicates first
+    nb = median_replicates(b, rng=rng, resamples=DRIFT_BOOTSTRAP)
+    nc = median_replicates(c, rng=rng, resamples=DRIFT_BOOTSTRAP)
     return percentile_interval(nc - nb, settings.confidence)
 
 
