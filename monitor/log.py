@@ -12,7 +12,18 @@ import sys
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
-import structlog
+# When rich is installed (it draws `monitor run`'s progress bar and tables), structlog
+# imports it at once for pretty tracebacks: ~0.1 s of every command's start, before its
+# first request. The renderers here never use it (`format_exc_info` turns an exception
+# into text first), so rich is hidden while structlog loads and stays importable after.
+_HIDE_RICH = "rich" not in sys.modules and "structlog" not in sys.modules
+if _HIDE_RICH:
+    sys.modules["rich"] = None  # type: ignore[assignment]  # makes `import rich` fail
+try:
+    import structlog
+finally:
+    if _HIDE_RICH:
+        del sys.modules["rich"]
 
 MASK = "***"
 _MAX_DEPTH = 8  # nested event values deeper than this are left as they are
