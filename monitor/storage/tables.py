@@ -148,6 +148,8 @@ class RunRow(StorageModel, table=True):
     __table_args__ = (
         sa.Index(None, "monitor", "endpoint", "started_at"),
         sa.Index(None, "status"),
+        # retention's cutoff and the newest runs of all monitors (migration 0004)
+        sa.Index(None, "started_at", "id"),
         # Ids are never reused on SQLite either, so "id < before_run_id" means "earlier".
         {"sqlite_autoincrement": True},
     )

@@ -54,7 +54,7 @@ class TestUpgrade:
         """Upgrading an empty database creates every table and stamps the head revision."""
         assert current_revision(engine) is None
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0003"
+        assert current_revision(engine) == head_revision() == "0004"
         assert table_names(engine) == {*METADATA.tables, "alembic_version"}
 
     def test_upgrade_twice_is_a_no_op(self, engine: Engine) -> None:
@@ -68,7 +68,7 @@ class TestUpgrade:
                 )
             )
         upgrade(engine)
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == "0004"
         assert table_names(engine) == {*METADATA.tables, "alembic_version"}
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM endpoint")).scalar_one() == 1
@@ -91,7 +91,7 @@ class TestUpgrade:
             for thread in threads:
                 thread.join()
             assert errors == []
-            assert current_revision(engines[0]) == "0003"
+            assert current_revision(engines[0]) == "0004"
             assert schema_diff(engines[0]) == []
         finally:
             for engine in engines:
