@@ -60,6 +60,14 @@ class TokenBucket:
         """Charge ``delta`` more units (or give them back if negative) for a past acquire."""
         self._tokens = min(self._burst, self._tokens - delta)
 
+    def pause_until(self, when: float, now: float) -> None:
+        """Nothing accrues before ``when`` and nothing is left over: after a server's
+        Retry-After, sending resumes at the rate from then on, not with a burst that
+        the wait would otherwise have saved up."""
+        self._refill(now)
+        # the balance at `when` is at most 0; idempotent, as every 429 of a burst calls it
+        self._tokens = min(self._tokens, -max(when - now, 0.0) * self._rate)
+
     def set_rate(self, rate: float, now: float) -> None:
         """Change the rate from ``now`` on (what was accrued so far stays)."""
         self._refill(now)
@@ -204,15 +212,21 @@ class SendLimits:
         """A 429 (or 503 with Retry-After) answered a request sent with ``ticket``."""
         control = self.limiter.control
         self.congested = True
-        if retry_after is not None:
-            self.gate.push(now + retry_after)
-        if control.on_congestion(ticket, now, retry_after) and retry_after is not None:
+        if retry_after is None:
+            control.on_congestion(ticket, now)
+            return
+        opens = now + retry_after
+        self.gate.push(opens)
+        if control.on_congestion(ticket, now, retry_after):
             rate = self.learned.on_congestion(now, retry_after)
             if rate is not None:
                 if self.pace is None:
                     self.pace = TokenBucket(rate)
                 else:
                     self.pace.set_rate(rate, now)
+        for bucket in (self.requests, self.tokens, self.pace):
+            if bucket is not None:
+                bucket.pause_until(self.gate.until, now)
 
     def on_success(self, ticket: int, now: float) -> None:
         if self.limiter.control.on_success(ticket, now):
