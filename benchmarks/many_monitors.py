@@ -15,8 +15,10 @@ imports). The sweep measures each daemon's first round (no baseline yet, so no
 verdicts); the steady case measures a second round, judged against the first.
 
 Printed per case: aggregate items/s against the ideal, the daemon's CPU per item (all its
-threads) and as a share of one core, the event-loop lag (a task sleeping 10 ms records
-its overshoot; p99 and max), each run's duration against its endpoint's shared limit
+threads) and as a share of one core, the event loop's thread's share of the wall on a
+CPU and waiting in the run queue for one (/proc schedstat: the part other processes on
+this shared machine took), the event-loop lag (a task sleeping 10 ms records its
+overshoot; p99 and max), each run's duration against its endpoint's shared limit
 (median, worst, and the solo endpoint's one run against its own N*L/C), the stand-in's
 CPU per request and its peak connections (at most the sum of the limits), and the load
 average of this shared machine. `--profile P` attaches py-spy (if on PATH) to the
@@ -42,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -125,6 +128,13 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def _schedstat() -> tuple[float, float]:
+    """This thread's seconds on a CPU and waiting in the run queue for one (Linux)."""
+    path = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat")
+    on_cpu, waiting, _ = path.read_text().split()
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
+
+
 async def _connection_probe(server_pid: int, peak: list[int]) -> None:
     """The stand-in's open file descriptors, less those it had idle: its connections."""
     fds = Path(f"/proc/{server_pid}/fd")
@@ -142,7 +152,7 @@ async def _drive(
 
     lags: list[float] = []
     peak = [0]
-    load0, cpu0, wall0 = 0.0, 0.0, 0.0
+    load0, cpu0, wall0, sched0 = 0.0, 0.0, 0.0, (0.0, 0.0)
     connections = asyncio.create_task(_connection_probe(server_pid, peak))
     async with daemon.running():
         probe = asyncio.create_task(_lag_probe(lags))
@@ -153,6 +163,7 @@ async def _drive(
                 lags.clear()
                 load0 = os.getloadavg()[0]
                 cpu0, wall0 = time.process_time(), time.perf_counter()
+                sched0 = _schedstat()  # of the event loop's thread
             for monitor, endpoint in specs:  # simultaneous fire times
                 if last:  # the scheduler's own job target
                     await fire("monitor", monitor, endpoint)
@@ -160,12 +171,15 @@ async def _drive(
                     await daemon.submit(RunSpec(monitor, endpoint, "manual"))
             await daemon.wait_idle()
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        sched = _schedstat()
         print("measured", flush=True)
         probe.cancel()
         connections.cancel()
         runs = await asyncio.to_thread(daemon.store.list_runs, limit=len(specs) * rounds + 10)
     return {
         "connections": peak[0],
+        "loop_on_cpu": (sched[0] - sched0[0]) / wall,
+        "loop_waiting": (sched[1] - sched0[1]) / wall,
         "wall": wall,
         "cpu": cpu,
         "lags": lags,
@@ -260,6 +274,8 @@ def _figures(
         # every round's requests (the server's CPU cannot be split by round)
         "server_us_per_request": got["server_cpu"] / (rounds * total) * 1e6,
         "connections": got["connections"],  # peak, every round
+        "loop_on_cpu": got["loop_on_cpu"],
+        "loop_waiting": got["loop_waiting"],
         "statuses": dict(statuses),
         "stored_items": done,
         "errors": errors,
@@ -277,6 +293,7 @@ def line(r: dict[str, Any]) -> str:
         f"(wall {r['wall_s']:6.1f}s / ideal {r['ideal_s']:5.1f}s = "
         f"{r['wall_s'] / r['ideal_s']:.2f}x)  "
         f"CPU {r['cpu_ms_per_item']:.3f} ms/item = {r['cpu_share']:.2f} cores  "
+        f"loop thread on CPU {r['loop_on_cpu']:.0%}, waiting for one {r['loop_waiting']:.0%}  "
         f"loop lag p99 {r['lag_p99_ms']:5.1f} ms max {r['lag_max_ms']:5.0f} ms  "
         f"run duration/limit median {r['run_ratio_median']:.2f}x max {r['run_ratio_max']:.2f}x "
         f"solo {r['run_ratio_solo']:.2f}x  "
