@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from monitor.config import Settings, parse_settings
 from monitor.core.model import ItemResult, RunStatus
@@ -84,3 +86,56 @@ class TestRecordAndPrune:
         upkeep = RecordAndPrune(record_pending, store, lambda: settings(""), clock=ManualClock())
         assert await upkeep.step() is None
         assert len(store.item_results(run)) == 3
+
+
+class TestPruneInBatches:
+    def test_each_transaction_deletes_at_most_one_batch(self, store: SqlStore) -> None:
+        """A big prune is many short write transactions (benchmarks/history.py): on SQLite a
+        run writing its results waits for one batch at most, not for the whole prune."""
+        old = [add_run(store, 40 + k, items=5) for k in range(4)]
+        pinned, new = add_run(store, 35, items=5), add_run(store, 2, items=5)
+        store.pin_baseline(monitor="m", endpoint="e", run_ids=[pinned], now=T0)
+        engine = store._engine  # the store hides its engine; this test counts its commits
+        per_transaction: list[int] = [0]
+
+        def count(_c: Any, cursor: Any, statement: str, *_rest: Any) -> None:
+            if statement.startswith("DELETE FROM item_result"):
+                per_transaction[-1] += cursor.rowcount
+
+        def commit(_conn: Any) -> None:
+            per_transaction.append(0)
+
+        sa.event.listen(engine, "after_cursor_execute", count)
+        sa.event.listen(engine, "commit", commit)
+        try:
+            deleted = store.prune_item_results(T0 - timedelta(days=30), batch_rows=3, pause_s=0)
+        finally:
+            sa.event.remove(engine, "after_cursor_execute", count)
+            sa.event.remove(engine, "commit", commit)
+        assert deleted == 20
+        batches = [n for n in per_transaction if n]
+        assert max(batches) <= 3
+        assert sum(batches) == 20
+        assert len(batches) == 7  # ceil(20 / 3)
+        assert all(store.item_results(run) == [] for run in old)
+        assert len(store.item_results(pinned)) == 5
+        assert len(store.item_results(new)) == 5
+        assert store.prune_item_results(T0 - timedelta(days=30), batch_rows=3) == 0
+
+    def test_runs_still_running_keep_their_items(self, store: SqlStore) -> None:
+        """A run started before the cutoff but not finished is not pruned under its writer."""
+        running = store.start_run(
+            monitor="m",
+            benchmark="b",
+            benchmark_version="v",
+            endpoint="e",
+            trigger="schedule",
+            started_at=T0 - timedelta(days=40),
+        )
+        store.add_item_results(running.id, [ItemResult("k", "x", {"s": 1.0}, 0.1)])
+        assert store.prune_item_results(T0 - timedelta(days=30), batch_rows=1, pause_s=0) == 0
+        assert len(store.item_results(running.id)) == 1
+
+    def test_a_batch_size_must_be_positive(self, store: SqlStore) -> None:
+        with pytest.raises(ValueError, match="positive"):
+            store.prune_item_results(T0, batch_rows=0)

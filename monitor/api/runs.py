@@ -66,20 +66,23 @@ async def run_items(
         found = db.get_run(run_id)
         if found is None:
             return None
-        items = db.item_results(run_id)
         compared_with: dict[str, Any] | None = None
         if changed:
+            items = db.item_results(run_id)
             flips = _changed_items(db, found, items)
             compared_with = flips["against"]
             keys = flips["keys"]
             items = [i for i in items if i.item_key in keys]
-        page = items[offset : offset + limit]
+            total, page = len(items), items[offset : offset + limit]
+        else:  # only the page is read: a run may hold 10,000 items (benchmarks/history.py)
+            total = db.count_item_results(run_id)
+            page = db.item_results(run_id, limit=limit, offset=offset)
         stored = db.items_by_key(
             found.benchmark, found.benchmark_version, [i.item_key for i in page]
         )
         return {
             "run_id": run_id,
-            "total": len(items),
+            "total": total,
             "limit": limit,
             "offset": offset,
             "compared_with": compared_with,
