@@ -36,7 +36,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_doc.py
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
+from benchmarks._doc import update_doc
 
 REQUESTS_PER_MINUTE = 3600.0
 TOKENS_PER_MINUTE = 90_000.0
@@ -246,7 +247,7 @@ def main() -> None:
         return
     window = args.window
     per_window = TOKENS_PER_MINUTE * window / 60.0 / 40.0  # ~40 tokens per request
-    n = int(math.ceil(per_window * (3.5 if args.quick else 6.5)))
+    n = math.ceil(per_window * (3.5 if args.quick else 6.5))
     lines = [
         f"limits {REQUESTS_PER_MINUTE:g} requests and {TOKENS_PER_MINUTE:g} tokens per minute, "
         f"enforced per fixed {window:g} s window (a scaled-down minute: "
@@ -261,11 +262,7 @@ def main() -> None:
         print(lines[-1], flush=True)
         print(json.dumps(result), file=sys.stderr)
     if not args.quick:
-        from _doc import update_doc
-
-        update_doc(
-            "rate_limits", "Rate limits", lines, "python benchmarks/rate_limits.py"
-        )
+        update_doc("rate_limits", "Rate limits", lines, "python benchmarks/rate_limits.py")
 
 
 if __name__ == "__main__":

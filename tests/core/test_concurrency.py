@@ -51,7 +51,8 @@ class TestAimdLimit:
         assert grew == [False, False, False, False, True]
         assert control.limit == 5
         grew = [control.on_success(control.ticket(), now=1.0) for _ in range(5)]
-        assert grew[-1] and not any(grew[:-1])
+        assert grew[-1]
+        assert not any(grew[:-1])
         assert control.limit == 6
 
     def test_growth_waits_for_retry_after(self) -> None:
