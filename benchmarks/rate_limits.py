@@ -1,12 +1,18 @@
 """Throughput under a provider's rate limits, with and without telling monitor the limits.
 
 A stand-in OpenAI-compatible server runs in its own process and enforces a requests-per-
-minute and a tokens-per-minute limit the way providers do: fixed windows from its first
-request, a 429 with ``Retry-After`` (the seconds until the window resets) for a request
-over either limit. A request's tokens are its prompt's characters / 4 plus 1 completion
-token, reported in the answer's ``usage``. To keep the benchmark short, the "minute" is
-scaled down: each limit is enforced as its share per ``--window`` seconds (6 s: a tenth),
-so Retry-After values are fractional seconds.
+minute and a tokens-per-minute limit the two ways providers do, each answering a request
+over either limit with 429 and ``Retry-After``:
+
+- windows: fixed windows from its first request; Retry-After is the time until the
+  window resets;
+- buckets: continuous refill at the same rates with one second's worth of capacity;
+  Retry-After is the time until the missing capacity has refilled.
+
+A request's tokens are its prompt's characters / 4 plus 1 completion token, reported in
+the answer's ``usage``. To keep the benchmark short, the "minute" is scaled down: each
+limit is enforced as its share per ``--window`` seconds (6 s: a tenth), so Retry-After
+values are fractional seconds.
 
 The client runs N items through the code path of `monitor run` (RunService.execute of a
 resolved plan, as benchmarks/runner_throughput.py does) with `concurrency` 32, once with
@@ -69,13 +75,51 @@ class _Limits:
         return None
 
 
-def serve(rpm: float, tpm: float, window: float, latency: float) -> None:
+class _Buckets:
+    """Continuous replenishment (token buckets holding one second's worth): the other
+    way providers enforce per-minute limits. Counts are kept per ``window`` for the report."""
+
+    def __init__(self, rpm: float, tpm: float, window: float) -> None:
+        self.window = window
+        self.max_requests = rpm * window / 60.0
+        self.max_tokens = tpm * window / 60.0
+        self.rates = (rpm / 60.0, tpm / 60.0)
+        self.levels = list(self.rates)  # start full: one second's worth each
+        self.stamp: float | None = None
+        self.start: float | None = None
+        self.windows: dict[int, list[int]] = {}
+
+    def admit(self, now: float, tokens: int) -> float | None:
+        if self.start is None:
+            self.start = self.stamp = now
+        assert self.stamp is not None
+        for i, rate in enumerate(self.rates):
+            self.levels[i] = min(rate, self.levels[i] + (now - self.stamp) * rate)
+        self.stamp = now
+        index = int((now - self.start) // self.window)
+        counts = self.windows.setdefault(index, [0, 0, 0])
+        costs = (1.0, float(tokens))
+        short = [
+            (cost - level) / rate
+            for cost, level, rate in zip(costs, self.levels, self.rates, strict=True)
+            if level < cost
+        ]
+        if short:
+            counts[2] += 1
+            return max(short)
+        self.levels = [level - cost for level, cost in zip(self.levels, costs, strict=True)]
+        counts[0] += 1
+        counts[1] += tokens
+        return None
+
+
+def serve(rpm: float, tpm: float, window: float, latency: float, bucket: float) -> None:
     """Child process: the enforcing server, until stdin closes."""
     from aiohttp import web
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        limits = _Limits(rpm, tpm, window)
+        limits = _Buckets(rpm, tpm, window) if bucket else _Limits(rpm, tpm, window)
 
         async def chat(request: web.Request) -> web.Response:
             body = await request.json()
@@ -149,7 +193,7 @@ monitors:
 """
 
 
-def measure(n: int, window: float, told: bool) -> dict[str, Any]:
+def measure(n: int, window: float, told: bool, bucket: bool) -> dict[str, Any]:
     """One case: start the server, run once, return the server's and the run's figures."""
     from monitor.app import cli_service
     from monitor.config import parse_settings
@@ -162,6 +206,7 @@ def measure(n: int, window: float, told: bool) -> dict[str, Any]:
         [
             *(sys.executable, __file__, "--serve"),
             *(str(REQUESTS_PER_MINUTE), str(TOKENS_PER_MINUTE), str(window), str(LATENCY_S)),
+            "1" if bucket else "0",
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -209,6 +254,7 @@ def measure(n: int, window: float, told: bool) -> dict[str, Any]:
     rejected = sum(w[2] for w in windows)
     return {
         "told": told,
+        "bucket": bucket,
         "n": n,
         "window_s": window,
         "windows": len(windows),
@@ -226,9 +272,10 @@ def measure(n: int, window: float, told: bool) -> dict[str, Any]:
 
 
 def line(r: dict[str, Any]) -> str:
+    mode = "buckets" if r["bucket"] else "windows"
     told = "told    " if r["told"] else "not told"
     return (
-        f"{told} N={r['n']:>5}  {r['windows'] - 1:>2} full windows: share of the limit "
+        f"{mode} {told} N={r['n']:>5}  {r['windows'] - 1:>2} full windows: share of the limit "
         f"mean {r['share_mean']:6.1%} (lowest {r['share_min']:6.1%})  "
         f"rejected {r['rejected']:>4} of {r['accepted'] + r['rejected']:>5} "
         f"({r['rejected_share']:5.2%})  run {r['status']}, {r['answered']}/{r['n']} answered, "
@@ -238,29 +285,34 @@ def line(r: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--serve", nargs=4, type=float, help=argparse.SUPPRESS)
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--serve", nargs=5, type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="fewer items, no docs update")
     ap.add_argument("--window", type=float, default=6.0, help="seconds per 'minute' (6)")
     args = ap.parse_args()
     if args.serve is not None:
         serve(*args.serve)
         return
     window = args.window
-    per_window = TOKENS_PER_MINUTE * window / 60.0 / 40.0  # ~40 tokens per request
-    n = math.ceil(per_window * (3.5 if args.quick else 6.5))
+    per_window = TOKENS_PER_MINUTE * window / 60.0 / 31.0  # ~31 tokens per request
+    n = math.ceil(per_window * (2.5 if args.quick else 5.5))
     lines = [
-        f"limits {REQUESTS_PER_MINUTE:g} requests and {TOKENS_PER_MINUTE:g} tokens per minute, "
-        f"enforced per fixed {window:g} s window (a scaled-down minute: "
-        f"{REQUESTS_PER_MINUTE * window / 60:g} requests, "
-        f"{TOKENS_PER_MINUTE * window / 60:g} tokens); 429 + fractional Retry-After; "
-        f"answers after {LATENCY_S * 1000:g} ms; concurrency {CONCURRENCY}",
+        f"limits {REQUESTS_PER_MINUTE:g} requests and {TOKENS_PER_MINUTE:g} tokens per minute "
+        f"(requests of ~31 tokens: the tokens limit binds); answers after "
+        f"{LATENCY_S * 1000:g} ms; concurrency {CONCURRENCY}; 429 + fractional Retry-After",
+        f"windows: fixed {window:g} s windows from the first request, a scaled-down minute "
+        f"holding {REQUESTS_PER_MINUTE * window / 60:g} requests and "
+        f"{TOKENS_PER_MINUTE * window / 60:g} tokens; Retry-After = until the window resets",
+        "buckets: continuous refill at the same rates, one second's worth of capacity; "
+        "Retry-After = until the missing capacity refills (figures counted per window)",
     ]
-    print(lines[0], flush=True)
-    for told in (True, False):
-        result = measure(n, window, told)
-        lines.append(line(result))
-        print(lines[-1], flush=True)
-        print(json.dumps(result), file=sys.stderr)
+    for text in lines:
+        print(text, flush=True)
+    for bucket in (False, True):
+        for told in (True, False):
+            result = measure(n, window, told, bucket)
+            lines.append(line(result))
+            print(lines[-1], flush=True)
+            print(json.dumps(result), file=sys.stderr)
     if not args.quick:
         update_doc("rate_limits", "Rate limits", lines, "python benchmarks/rate_limits.py")
 
