@@ -6,7 +6,7 @@ run with `Daemon.running()` (scheduler, metrics, alerts, housekeeping; no HTTP l
 Every pair's fire time is handed to the scheduler's own job target
 (`monitor.scheduling.fire` -> `Daemon.submit`) at the same instant, and the benchmark
 waits until every run is finished. The model is the fixed-latency stand-in server of
-benchmarks/runner_throughput.py (`--serve L`), in its own process.
+benchmarks/runner_throughput.py (its `serve`), in its own process.
 
 Each endpoint's `concurrency` is 2 per monitor on it, so every endpoint's shared limit is
 the same M*N*L/C = N*L/2 and the offered load grows with P: the aggregate ideal is
@@ -52,12 +52,12 @@ from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._doc import update_doc
+from benchmarks.runner_throughput import serve
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER = ROOT / "benchmarks" / "runner_throughput.py"
 PER_MONITOR_C = 2
 # Shares of the shared endpoints' monitors: several endpoints of different sizes.
 SHARES = (0.10, 0.15, 0.20, 0.25, 0.30)
@@ -198,7 +198,9 @@ def case(pairs: int, items: int, latency: float, rounds: int) -> dict[str, Any]:
     # the stand-in answers every item alike, so the drift tests' p-values are floored
     warnings.filterwarnings("ignore", message="p-value floored")
     server = subprocess.Popen(
-        [sys.executable, str(SERVER), "--serve", str(latency)],
+        # this script's own --serve: a process named after runner_throughput.py is fair
+        # game for whoever cleans up after that benchmark on a shared machine
+        [sys.executable, __file__, "--serve", str(latency)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -325,6 +327,8 @@ def run_case(
     if child.wait() != 0 or result is None:
         raise SystemExit(f"case P={pairs} failed (exit {child.returncode})")
     assert result["stored_items"] == pairs * items, result
+    if result["errors"]:  # e.g. the stand-in went away: no figure of a broken run
+        raise SystemExit(f"case P={pairs}: {result['errors']} endpoint errors")
     return result
 
 
@@ -424,8 +428,12 @@ def main() -> None:
     ap.add_argument("--steady", type=int, default=100, help="pairs of the judged case (100)")
     ap.add_argument("--profile", type=int, metavar="P", help="profile P pairs with py-spy")
     ap.add_argument("--case", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--serve", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--rounds", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve is not None:
+        serve(args.serve)
+        return
     if args.case is not None:
         print(json.dumps(case(args.case, args.items, args.latency, args.rounds)), flush=True)
         return
