@@ -302,8 +302,9 @@ def main() -> None:
         f"windows: fixed {window:g} s windows from the first request, a scaled-down minute "
         f"holding {REQUESTS_PER_MINUTE * window / 60:g} requests and "
         f"{TOKENS_PER_MINUTE * window / 60:g} tokens; Retry-After = until the window resets",
-        "buckets: continuous refill at the same rates, one second's worth of capacity; "
-        "Retry-After = until the missing capacity refills (figures counted per window)",
+        "buckets: continuous refill at the same rates, one second's worth of capacity "
+        "(full at the start: the first window's share exceeds 100 %); Retry-After = until "
+        "the missing capacity refills; counted per window as above",
     ]
     for text in lines:
         print(text, flush=True)
