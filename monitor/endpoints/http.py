@@ -78,6 +78,8 @@ _DETAIL_CHARS = 300  # error_detail is stored per item: keep it short
 # How much of an error body is read for error_detail. It is scrubbed of secrets first and
 # cut to _DETAIL_CHARS afterwards, so a secret cannot survive as a prefix at the cut.
 _SNIPPET_BYTES = 4096
+# answers refusing the request (the server generated nothing): their tokens are given back
+_REFUSED = frozenset({ErrorKind.HTTP_4XX, ErrorKind.HTTP_5XX})
 
 
 # ---------------------------------------------------------------- response helpers
@@ -407,8 +409,6 @@ class JsonEndpoint:
         loop = asyncio.get_running_loop()
         await limiter.acquire()
         try:
-            if limits.gate.until:  # 0.0 until the first Retry-After
-                await limits.wait_gate(http.sleep, 0.0, loop.time())
             cost = await self._admit(limits)
             start = time.perf_counter()
             attempt = 1
@@ -425,11 +425,13 @@ class JsonEndpoint:
                     )
                     prediction = self._decode_checked(payload)
                 except EndpointError as exc:
-                    if cost:
+                    kind = exc.kind
+                    if cost and kind in _REFUSED:
                         limits.settle_tokens(cost, None, None)  # refused: no tokens used
                     transient = isinstance(exc, TransientEndpointError)
                     retry_after = exc.retry_after if transient else None
-                    if transient and (exc.kind is ErrorKind.HTTP_4XX or retry_after is not None):
+                    # congestion: a 429 (the only transient 4xx) or a 5xx with Retry-After
+                    if transient and (kind is ErrorKind.HTTP_4XX or retry_after is not None):
                         now = loop.time()
                         delay = retry.delay(attempt, retry_after, http.rng)
                         # the gate holds at most what this retry waits (max_delay caps it)
@@ -438,13 +440,11 @@ class JsonEndpoint:
                         )
                         if attempt <= retry.retries:
                             await limits.wait_gate(http.sleep, delay, now)
-                            cost = await self._admit(limits)
+                            cost = await self._admit(limits, gated=True)
                             attempt += 1
                             continue
                     elif transient and attempt <= retry.retries:
                         await http.sleep(retry.delay(attempt, retry_after, http.rng))
-                        if limits.gate.until:
-                            await limits.wait_gate(http.sleep, 0.0, loop.time())
                         cost = await self._admit(limits)
                         attempt += 1
                         continue
@@ -471,18 +471,26 @@ class JsonEndpoint:
         finally:
             limiter.release()
 
-    @staticmethod
-    async def _admit(limits: SendLimits) -> float:
-        """Wait for the rate buckets; the tokens reserved for this attempt (0 without a
-        tokens-per-minute limit)."""
+    async def _admit(self, limits: SendLimits, *, gated: bool = False) -> float:
+        """Wait for the rate buckets, then for the gate (a bucket's sleep may end before a
+        Retry-After that arrived meanwhile); the tokens reserved for this attempt (0
+        without a tokens-per-minute limit). ``gated``: the caller has just waited for
+        the gate, so it is checked only if a bucket made the attempt wait."""
+        waited = False
         if limits.requests is not None:
             await limits.requests.acquire()
+            waited = True
         if limits.pace is not None:
             await limits.pace.acquire()
-        if limits.tokens is None:
-            return 0.0
-        cost = limits.token_estimate()
-        await limits.tokens.acquire(cost)
+            waited = True
+        cost = 0.0
+        if limits.tokens is not None:
+            cost = limits.token_estimate()
+            await limits.tokens.acquire(cost)
+            waited = True
+        if limits.gate.until and (waited or not gated):  # 0.0 until the first Retry-After
+            loop = asyncio.get_running_loop()
+            await limits.wait_gate(self._http.sleep, 0.0, loop.time())
         return cost
 
     def _decode_checked(self, payload: Any) -> Prediction:
