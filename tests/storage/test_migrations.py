@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,13 +51,81 @@ def table_names(engine: Engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names())
 
 
+def schema_of(engine: Engine) -> dict[str, object]:
+    """Every table of this package as the database describes it: columns with types,
+    nullability and defaults, primary key, indexes, unique constraints, foreign keys.
+
+    Columns are compared as a set: later revisions append theirs at the end of a table,
+    the metadata declares them in place, and nothing here reads columns by position."""
+    inspector = sa.inspect(engine)
+    described: dict[str, object] = {}
+    for table in sorted(METADATA.tables):
+        described[table] = {
+            "columns": sorted(
+                (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                for c in inspector.get_columns(table)
+            ),
+            "pk": inspector.get_pk_constraint(table)["constrained_columns"],
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in inspector.get_indexes(table)
+            ),
+            "unique": sorted(
+                tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)
+            ),
+            "fks": sorted(
+                (tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]))
+                for f in inspector.get_foreign_keys(table)
+            ),
+        }
+    return described
+
+
+def drop_everything(engine: Engine) -> None:
+    with engine.begin() as conn:
+        METADATA.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+
+
+WAYS = pytest.mark.parametrize("from_metadata", [True, False], ids=["metadata", "revisions"])
+
+
 class TestUpgrade:
-    def test_fresh_database_reaches_head(self, engine: Engine) -> None:
+    @WAYS
+    def test_fresh_database_reaches_head(self, engine: Engine, from_metadata: bool) -> None:
         """Upgrading an empty database creates every table and stamps the head revision."""
         assert current_revision(engine) is None
-        upgrade(engine)
+        upgrade(engine, from_metadata=from_metadata)
         assert current_revision(engine) == head_revision() == "0004"
         assert table_names(engine) == {*METADATA.tables, "alembic_version"}
+
+    def test_metadata_and_revisions_give_the_same_schema(self, engine: Engine) -> None:
+        """An empty database created from the metadata is the one the revisions build."""
+        upgrade(engine, from_metadata=False)
+        by_revisions = schema_of(engine)
+        drop_everything(engine)
+        upgrade(engine)
+        assert schema_of(engine) == by_revisions
+        assert by_revisions["run"]  # the description is not empty
+
+    def test_a_new_database_is_created_without_alembic(self, tmp_path: Path) -> None:
+        """`open_store` on a new SQLite file imports no Alembic (its ~0.4 s start-up)."""
+        script = (
+            "import sys\n"
+            "from monitor.storage import open_store\n"
+            f"open_store('sqlite:///{tmp_path / 'new.db'}').close()\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        )
+        assert done.stdout.strip() == "[]", done.stderr
+        engine = create_engine(f"sqlite:///{tmp_path / 'new.db'}")
+        try:
+            assert current_revision(engine) == "0004"
+            assert schema_diff(engine) == []
+        finally:
+            engine.dispose()
 
     def test_upgrade_twice_is_a_no_op(self, engine: Engine) -> None:
         """A second upgrade changes neither the revision nor the schema nor the data."""
@@ -97,9 +167,10 @@ class TestUpgrade:
             for engine in engines:
                 engine.dispose()
 
-    def test_schema_matches_metadata(self, engine: Engine) -> None:
+    @WAYS
+    def test_schema_matches_metadata(self, engine: Engine, from_metadata: bool) -> None:
         """The migrated schema has no differences from the SQLModel table classes."""
-        upgrade(engine)
+        upgrade(engine, from_metadata=from_metadata)
         assert schema_diff(engine) == []
 
     def test_diff_detects_drift(self, engine: Engine) -> None:
@@ -117,9 +188,10 @@ class TestUpgrade:
         assert schema_diff(engine) == []
         assert "apscheduler_jobs" in table_names(engine)
 
-    def test_downgrade_to_base_and_back(self, engine: Engine) -> None:
+    @WAYS
+    def test_downgrade_to_base_and_back(self, engine: Engine, from_metadata: bool) -> None:
         """The initial revision downgrades cleanly and upgrades again."""
-        upgrade(engine)
+        upgrade(engine, from_metadata=from_metadata)
         with engine.begin() as conn:
             command.downgrade(alembic_config(conn), "base")
         assert table_names(engine) == {"alembic_version"}

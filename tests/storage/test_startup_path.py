@@ -91,13 +91,27 @@ class TestOpenWithoutAlembic:
         imported = _run_python(OPEN_AND_REPORT, database_url)
         assert imported == {"alembic": False, "mako": False, "pygments": False}
 
-    def test_fresh_database_is_migrated_with_alembic(self, database_url: str) -> None:
-        """The check above is live: a database to migrate does import Alembic."""
+    def test_fresh_database_is_created_without_alembic(self, database_url: str) -> None:
+        """An empty database is created from the table metadata and stamped at head."""
         imported = _run_python(OPEN_AND_REPORT, database_url)
-        assert isinstance(imported, dict)
-        assert imported["alembic"] is True
+        assert imported == {"alembic": False, "mako": False, "pygments": False}
         engine = create_engine(database_url)
         try:
+            assert is_at_head(engine)
+            assert "run" in sa.inspect(engine).get_table_names()
+        finally:
+            engine.dispose()
+
+    def test_database_to_migrate_imports_alembic(self, database_url: str) -> None:
+        """The checks above are live: a database below head does import Alembic."""
+        open_store(database_url).close()
+        engine = create_engine(database_url)
+        try:
+            with engine.begin() as conn:
+                command.downgrade(alembic_config(conn), "0003")
+            imported = _run_python(OPEN_AND_REPORT, database_url)
+            assert isinstance(imported, dict)
+            assert imported["alembic"] is True
             assert is_at_head(engine)
         finally:
             engine.dispose()
