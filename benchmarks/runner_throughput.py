@@ -53,8 +53,9 @@ class _FixedLatency(asyncio.Protocol):
     handling costs ~0.5 ms per request and, under bursts of 32, adds its own queueing).
     """
 
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, phase: RequestPhase | None = None) -> None:
         self.latency = latency
+        self.phase = phase
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
 
@@ -71,20 +72,60 @@ class _FixedLatency(asyncio.Protocol):
                 return
             self.buffer = self.buffer[total:]
             assert self.transport is not None
+            answer = (
+                self.transport.write if self.phase is None else self.phase.answer(self.transport)
+            )
+            if self.phase is not None:
+                self.phase.received()
             if self.latency:
-                asyncio.get_running_loop().call_later(self.latency, self.transport.write, _RESPONSE)
+                asyncio.get_running_loop().call_later(self.latency, answer, _RESPONSE)
             else:
-                self.transport.write(_RESPONSE)
+                answer(_RESPONSE)
 
 
-def serve(latency: float) -> None:
-    """Child process: the fixed-latency server, until stdin closes."""
+class RequestPhase:
+    """When the first request arrived and the last answer left (epoch seconds): what
+    `benchmarks/startup.py` subtracts from a whole `monitor run` to get its fixed cost."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def received(self) -> None:
+        if self.first is None:
+            self.first = time.time()
+
+    def answer(self, transport: asyncio.Transport) -> Any:
+        def write(data: bytes) -> None:
+            transport.write(data)
+            self.last = time.time()
+
+        return write
+
+    def take(self) -> str:
+        """ "first last" of the requests since the previous take, and start again."""
+        line = f"{self.first} {self.last}"
+        self.first = self.last = None
+        return line
+
+
+def serve(latency: float, *, timed: bool = False) -> None:
+    """Child process: the fixed-latency server, until stdin closes.
+
+    With `timed`, each line read from stdin is answered with the request phase since the
+    previous line (`RequestPhase.take`).
+    """
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _FixedLatency(latency), "127.0.0.1", 0)
+        phase = RequestPhase() if timed else None
+        server = await loop.create_server(lambda: _FixedLatency(latency, phase), "127.0.0.1", 0)
         print(server.sockets[0].getsockname()[1], flush=True)
-        await loop.run_in_executor(None, sys.stdin.read)
+        if phase is None:
+            await loop.run_in_executor(None, sys.stdin.read)
+        else:
+            while await loop.run_in_executor(None, sys.stdin.readline):
+                print(phase.take(), flush=True)
         server.close()
 
     # select() sleeps with microsecond resolution; epoll_wait() with milliseconds, which
@@ -210,13 +251,14 @@ def write_doc(lines: list[str], repeat: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--serve", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--timed", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument(
         "--repeat", type=int, default=3, help="runs per case; the median run is reported (3)"
     )
     args = ap.parse_args()
     if args.serve is not None:
-        serve(args.serve)
+        serve(args.serve, timed=args.timed)
         return
     cases = (
         [(500, 0.05, 32), (2000, 0.0, 32)]

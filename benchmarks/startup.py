@@ -234,6 +234,141 @@ def measure(case: Case, repeat: int) -> list[Result]:
     return results
 
 
+FIXED_N, FIXED_LATENCY_S, FIXED_CONCURRENCY = 1000, 0.05, 32
+FIXED_HISTORY = 5  # runs before a warm run: the default baseline judges from the 6th
+
+
+@dataclass(frozen=True, slots=True)
+class Phases:
+    """One whole `monitor run`: launch to exit, and the request phase the server saw."""
+
+    wall: float
+    first: float  # launch to the first request
+    requests: float  # first request to last answer
+    after: float  # last answer to exit
+
+    @property
+    def fixed(self) -> float:
+        return self.wall - self.requests
+
+
+def fixed_cost(monitor: list[str], repeat: int) -> list[str]:
+    """Lines for `monitor run` of 1,000 items at L = 50 ms: its wall minus its request phase.
+
+    The stand-in server of benchmarks/runner_throughput.py (`--serve L --timed`) reports
+    when the first request arrived and the last answer left, so what remains of the
+    process's wall is what a run costs besides its requests: start-up, imports, storing
+    the benchmark version, judging, the exit. *Fresh*: a new database file each run
+    (schema created, benchmark version stored, nothing to judge against). *Warm*: the
+    version stored and 5 earlier runs, so each run is judged against its baseline.
+    """
+    from monitor.demo.data import write_items
+
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "runner_throughput.py"),
+            "--serve",
+            str(FIXED_LATENCY_S),
+            "--timed",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    stdin, stdout = server.stdin, server.stdout
+    assert stdin is not None
+    assert stdout is not None
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    lines = []
+    try:
+        port = int(stdout.readline())
+        with tempfile.TemporaryDirectory(prefix="monitor-fixed-") as tmp:
+            folder = Path(tmp)
+            data = write_items(folder / "items.jsonl", FIXED_N)
+            db = folder / "monitor.db"
+            config = folder / "monitor.yaml"
+            config.write_text(
+                json.dumps(
+                    {
+                        "storage": {"url": f"sqlite:///{db}"},
+                        "endpoints": [
+                            {
+                                "name": "sim",
+                                "type": "openai-chat",
+                                "url": f"http://127.0.0.1:{port}/v1",
+                                "model": "sim",
+                                "concurrency": FIXED_CONCURRENCY,
+                            }
+                        ],
+                        "benchmarks": [
+                            {
+                                "name": "intents",
+                                "data": str(data),
+                                "prompt": "Classify: refund, billing or other.\n{{ text }}",
+                                "reference": "label",
+                                "scorers": ["exact_match"],
+                            }
+                        ],
+                        "monitors": [
+                            {"name": RUN_MONITOR, "benchmark": "intents", "endpoints": ["sim"]}
+                        ],
+                    }
+                )
+            )
+            argv = [*monitor, "run", RUN_MONITOR, "--config", str(config), "--format", "json"]
+
+            def once() -> Phases:
+                launched = time.time()
+                done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, check=False)
+                ended = time.time()
+                print(file=stdin, flush=True)
+                phase = stdout.readline().split()
+                if done.returncode not in (0, 1) or "None" in phase:  # 1: a regression
+                    raise SystemExit(
+                        f"monitor run exited with {done.returncode}:\n"
+                        f"{done.stderr.decode(errors='replace')}"
+                    )
+                first, last = map(float, phase)
+                return Phases(ended - launched, first - launched, last - first, ended - last)
+
+            def remove_db() -> None:
+                for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+                    path.unlink(missing_ok=True)
+
+            once()  # warm-up: page cache, __pycache__
+            fresh = []
+            for _ in range(repeat):
+                remove_db()
+                fresh.append(once())
+            remove_db()
+            for _ in range(FIXED_HISTORY):
+                once()
+            warm = [once() for _ in range(repeat)]
+    finally:
+        stdin.close()
+        server.wait(10)
+    ideal = FIXED_N * FIXED_LATENCY_S / FIXED_CONCURRENCY
+    head = (
+        f"monitor run, {FIXED_N:,} items, L={FIXED_LATENCY_S * 1000:.0f} ms, "
+        f"C={FIXED_CONCURRENCY} (request phase ideal {ideal:.2f} s), medians of {repeat}:"
+    )
+    lines.append(head)
+    for name, runs in (("fresh database", fresh), ("warm database ", warm)):
+
+        def med(field: str, runs: list[Phases] = runs) -> float:
+            return float(statistics.median(getattr(r, field) for r in runs))
+
+        lines.append(
+            f"  {name}: wall {med('wall'):5.2f} s  request phase {med('requests'):5.2f} s  "
+            f"fixed cost {med('fixed'):5.2f} s (min {min(r.fixed for r in runs):4.2f})"
+            f" = before the first request {med('first'):4.2f} s"
+            f" + after the last answer {med('after'):4.2f} s"
+        )
+    return lines
+
+
 def write_doc(lines: list[str], repeat: int) -> None:
     block = "\n".join(
         [
@@ -273,6 +408,9 @@ def main() -> None:
             for result in measure(case, args.repeat):
                 lines.append(result.line())
                 print(lines[-1], flush=True)
+    for line in fixed_cost(monitor_command(), max(3, args.repeat // 2)):
+        lines.append(line)
+        print(line, flush=True)
     if not args.no_doc:
         write_doc(lines, args.repeat)
         print(f"updated {DOC.relative_to(ROOT)}")
