@@ -234,12 +234,11 @@ class TestTheCheckIsLive:
         assert history
 
     @pytest.mark.postgres
+    @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
     def test_without_the_unique_index_judging_scans_the_item_results(
-        self, database_url: str, store: SqlStore, history: list[int]
+        self, store: SqlStore, history: list[int]
     ) -> None:
         """PostgreSQL only: SQLite cannot drop the index behind a UNIQUE constraint."""
-        if not database_url.startswith("postgresql"):
-            pytest.skip("SQLite keeps the index of a UNIQUE constraint")
         with engine_of(store).begin() as conn:
             conn.exec_driver_sql(
                 "ALTER TABLE item_result DROP CONSTRAINT uq_item_result_run_id_item_key"
