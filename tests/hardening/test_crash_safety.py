@@ -13,7 +13,7 @@ from tests.daemon.harness import Daemon, Simulator, free_port, write_config
 
 pytestmark = pytest.mark.slow
 
-KILLS = 12  # each costs a daemon start and part of a run, ~4 s; 12 keep CI within its time
+KILLS = 8  # each costs a daemon start and part of a run, ~4-6 s; 8 keep CI within its time
 ITEMS = 60
 
 
