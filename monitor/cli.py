@@ -418,9 +418,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
         runs = store.list_runs(monitor=args.monitor, endpoint=args.endpoint, limit=args.limit)
         ids = [r.id for r in runs]
         scores, verdicts = store.run_scores(ids), store.run_verdicts(ids)
+        checks = store.judge_checks(ids)
     finally:
         store.close()
-    docs = [run_document(r, scores.get(r.id, []), verdicts.get(r.id, [])) for r in runs]
+    docs = [
+        run_document(
+            r, scores.get(r.id, []), verdicts.get(r.id, []), judge_checks=checks.get(r.id, ())
+        )
+        for r in runs
+    ]
     if args.format == "json":
         print(json.dumps({"runs": docs}, indent=2))
         return EXIT_OK
@@ -447,8 +453,44 @@ def cmd_runs(args: argparse.Namespace) -> int:
             escape(", ".join(f"{k}={_fmt(v['value'])}" for k, v in d["scores"].items())),
             escape(", ".join(f"{k}={v['verdict']}" for k, v in d["verdicts"].items()) or "-"),
         )
-    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+    console = Console(width=160 if not sys.stdout.isatty() else None)
+    console.print(table)
+    if any(d["judges"] for d in docs):
+        console.print(_judges_table(docs))
     return EXIT_OK
+
+
+def _judges_table(docs: Sequence[Mapping[str, Any]]) -> Any:
+    """One row per run and judge scorer: the judge as configured, what answered, the
+    prompt's digest and the sentinel's finding when the run re-scored its calibration set."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="judges")
+    for col in ("run", "scorer", "judge", "model", "served", "prompt", "params", "sentinel"):
+        table.add_column(col)
+    for d in docs:
+        checks = {c["scorer"]: c for c in d.get("judge_checks", ())}
+        for name, j in d["judges"].items():
+            served = j.get("served_model") or "-"
+            if j.get("system_fingerprint"):
+                served += f" ({j['system_fingerprint']})"
+            check = checks.get(name)
+            if check is None:
+                sentinel = "-"
+            elif check["moved"]:
+                sentinel = f"moved {check['direction']}"
+            else:
+                sentinel = "steady"
+            params = ", ".join(f"{k}={v}" for k, v in (j.get("params") or {}).items())
+            cells = (str(d["id"]), name, j.get("endpoint"), j.get("model"), served)
+            table.add_row(
+                *(escape(str(c or "-")) for c in cells),
+                str(j.get("prompt", "-"))[:8],
+                escape(params or "-"),
+                sentinel,
+            )
+    return table
 
 
 def _served(doc: Mapping[str, Any]) -> str:

@@ -18,9 +18,11 @@ import os
 import re
 import socket
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -36,6 +38,7 @@ from pydantic import (
 )
 
 from monitor.bounded_yaml import build_data, compose, format_path
+from monitor.core.judging import JUDGE_KINDS, judge_spec
 from monitor.core.model import Benchmark, Item, ScorerSpec
 from monitor.core.scoring import SCORER_KINDS, build_scorer
 from monitor.errors import ConfigError
@@ -338,11 +341,15 @@ def _parse_scorer(value: object) -> ScorerSpec:
             raise ValueError(f"scorer {kind!r}: parameters must be a mapping")
     else:
         raise ValueError("a scorer is a name or a mapping {kind: {params}}")
-    custom = None if kind in SCORER_KINDS else resolve_scorer(kind, builtin=SCORER_KINDS)
+    builtin = SCORER_KINDS | set(JUDGE_KINDS)
+    custom = None if kind in builtin else resolve_scorer(kind, builtin=builtin)
     name = str(params.pop("name", kind))
     check_name(name)  # it becomes the `scorer` label value of every score series
     spec = ScorerSpec(kind=kind, name=name, params=params, custom=custom)
-    build_scorer(spec)  # fail at load time, not at run time
+    if kind in JUDGE_KINDS:
+        judge_spec(spec)  # its endpoint is checked with the other names (_judges)
+    else:
+        build_scorer(spec)  # fail at load time, not at run time
     return spec
 
 
@@ -663,6 +670,61 @@ def _clean_loc(loc: tuple[Any, ...], data: Any, *, missing: bool = False) -> Pat
     return tuple(out)
 
 
+def judge_identity(
+    ep: EndpointSettings, spec: ScorerSpec, secrets: Collection[str] = ()
+) -> dict[str, Any]:
+    """What defines a judge scorer's judge: its endpoint's type, host and model, the
+    parameters its requests send and the prompt's digest (secrets masked)."""
+    judge = judge_spec(spec)
+    url = urlsplit(ep.url)
+    params = json.loads(mask_secrets(json.dumps(judge.request_params(ep.params)), secrets))
+    return {
+        "endpoint": ep.name,
+        "type": ep.type,
+        "host": url.hostname + (f":{url.port}" if url.port else "") if url.hostname else "",
+        "model": ep.model,
+        "params": params,
+        "prompt": judge.prompt_digest(),
+        "scale": judge.scale.label(),
+        "votes": judge.votes,
+    }
+
+
+def _judges(settings: Settings, loc: _Located, secrets: Collection[str]) -> Settings:
+    """Every judge scorer's endpoint must exist; its identity is stamped on its spec, so the
+    benchmark's version (and the run's fingerprint) change when the judge does."""
+    endpoints = {e.name: e for e in settings.endpoints}
+    problems: list[tuple[int, str]] = []
+    benchmarks = []
+    for i, bench in enumerate(settings.benchmarks):
+        scorers = []
+        for j, given in enumerate(bench.scorers):
+            spec = given
+            if spec.kind in JUDGE_KINDS:
+                name = judge_spec(spec).endpoint
+                ep = endpoints.get(name)
+                if ep is None:
+                    path: Path_ = ("benchmarks", i, "scorers", j)
+                    known = ", ".join(sorted(endpoints)) or "none"
+                    problems.append(
+                        (
+                            loc.line_of(path),
+                            f"{format_path(path)}: scorer {spec.name!r}: unknown judge "
+                            f"endpoint {name!r} (known: {known})",
+                        )
+                    )
+                    continue
+                spec = replace(spec, judge=judge_identity(ep, spec, secrets))
+            scorers.append(spec)
+        benchmarks.append(bench.model_copy(update={"scorers": scorers}))
+    if problems:
+        report = "\n".join(f"{loc.source}:{line}: {msg}" for line, msg in sorted(problems))
+        raise ConfigError(mask_secrets(report, secrets))
+    if not any(s.kind in JUDGE_KINDS for b in settings.benchmarks for s in b.scorers):
+        return settings
+    return settings.model_copy(update={"benchmarks": benchmarks})
+
+
 def _check_references(settings: Settings, loc: _Located) -> list[str]:
     """Checks across fields: duplicate names, templates that do not parse, unknown names."""
     problems: list[tuple[int, str]] = []
@@ -782,6 +844,7 @@ def parse_settings(
     reference_problems = _check_references(settings, loc)
     if reference_problems:
         raise ConfigError(mask_secrets("\n".join(reference_problems), secrets))
+    settings = _judges(settings, loc, secrets)
     if settings.server.api_token:
         secrets.add(settings.server.api_token)  # a literal token is a secret all the same
     settings._secrets = frozenset(secrets)
@@ -830,6 +893,23 @@ def _resolve_sqlite(storage: StorageSettings, base: Path) -> StorageSettings:
     return storage.model_copy(update={"url": f"{prefix}{(base / rest).resolve()}{sep}{query}"})
 
 
+def _calibration_paths(bench: BenchmarkSettings, base: Path) -> BenchmarkSettings:
+    """A judge scorer's calibration file, like the benchmark's, is relative to the config."""
+    scorers = []
+    for spec in bench.scorers:
+        cal = spec.params.get("calibration")
+        entry: dict[str, Any] = {"data": cal} if isinstance(cal, str) else {}
+        if isinstance(cal, Mapping):
+            entry = dict(cal)
+        data = entry.get("data")
+        if spec.kind in JUDGE_KINDS and isinstance(data, str) and not Path(data).is_absolute():
+            entry["data"] = str((base / data).resolve())
+            scorers.append(replace(spec, params={**spec.params, "calibration": entry}))
+        else:
+            scorers.append(spec)
+    return bench.model_copy(update={"scorers": scorers})
+
+
 def load_settings(
     path: str | Path,
     *,
@@ -854,9 +934,9 @@ def load_settings(
     settings = parse_settings(text, source=str(path), environ=environ, sections=sections)
     base = path.resolve().parent
     benchmarks = [
-        b.model_copy(update={"data": str((base / b.data).resolve())})
+        _calibration_paths(b, base).model_copy(update={"data": str((base / b.data).resolve())})
         if not Path(b.data).is_absolute()
-        else b
+        else _calibration_paths(b, base)
         for b in settings.benchmarks
     ]
     resolved = settings.model_copy(

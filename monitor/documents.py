@@ -11,9 +11,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from monitor.core.cost import RunUsage
+from monitor.core.fingerprint import Fingerprint
+from monitor.core.judging import JudgeCheck
 from monitor.core.model import Run, ScoreSummary, Verdict
 
-__all__ = ["json_float", "run_document", "usage_document", "verdict_document"]
+__all__ = [
+    "json_float",
+    "judge_check_document",
+    "judges_document",
+    "run_document",
+    "usage_document",
+    "verdict_document",
+]
 
 
 def run_document(
@@ -21,8 +30,10 @@ def run_document(
     scores: Sequence[ScoreSummary],
     verdicts: Sequence[Verdict],
     duration_s: float | None = None,
+    judge_checks: Sequence[JudgeCheck] = (),
 ) -> dict[str, Any]:
-    """Serialize a run with its scores and verdicts to plain JSON-ready data."""
+    """Serialize a run with its scores, verdicts and judge-sentinel checks to plain
+    JSON-ready data."""
     if duration_s is None and run.finished_at is not None:
         duration_s = (run.finished_at - run.started_at).total_seconds()
     return {
@@ -54,6 +65,42 @@ def run_document(
         "events": [dict(e) for e in run.events],
         # tokens summed over the answers and their cost; dollars null means unknown, not 0
         "usage": None if run.usage is None else usage_document(run.usage),
+        # per judge scorer: the judge as configured and as it answered
+        "judges": {} if run.fingerprint is None else judges_document(run.fingerprint),
+        "judge_checks": [judge_check_document(c) for c in judge_checks],
+    }
+
+
+def judges_document(fp: Fingerprint) -> dict[str, Any]:
+    """Each judge scorer's identity: the configured endpoint, model, parameters, prompt
+    digest, scale and votes, and the model and system fingerprint most judge answers
+    carried (null when the run had none or the API returns none)."""
+    out: dict[str, Any] = {}
+    for name, entry in sorted(fp.judges.items()):
+        served_model, system_fingerprint = fp.judge_served(name)
+        configured = dict(entry.get("judge") or {})
+        out[name] = {
+            **configured,
+            "served_model": served_model,
+            "system_fingerprint": system_fingerprint,
+        }
+    return out
+
+
+def judge_check_document(check: JudgeCheck) -> dict[str, Any]:
+    """One judge-drift sentinel check, without its per-item scores."""
+    return {
+        "scorer": check.scorer,
+        "sentinel": check.sentinel,
+        "n": check.n,
+        "errors": check.errors,
+        "accuracy": json_float(check.accuracy),
+        "kappa": json_float(check.kappa),
+        "p_value": json_float(check.p_value),
+        "moved": check.moved,
+        "direction": check.direction,
+        "agreement": dict(check.agreement),
+        "drift": dict(check.drift),
     }
 
 

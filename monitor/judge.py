@@ -27,15 +27,23 @@ from typing import TYPE_CHECKING
 from monitor.clock import utc_now
 from monitor.config import MonitorSettings
 from monitor.core.evidence import RunEvidence
-from monitor.core.fingerprint import ServedChange, served_alike, served_change
-from monitor.core.model import Run, RunStatus, Verdict
-from monitor.core.scoring import Scorer
-from monitor.ports import Clock, JudgeStore
+from monitor.core.fingerprint import (
+    JudgeServedChange,
+    ServedChange,
+    judged_alike,
+    served_alike,
+    served_change,
+)
+from monitor.core.judging import JUDGE_KINDS, JudgeCheck, Rescored
+from monitor.core.model import Run, RunStatus, Verdict, VerdictKind
+from monitor.ports import Clock, JudgeStore, ScorerInfo
 
 if TYPE_CHECKING:  # the policy pulls in scipy: import it when the first run is judged
     from monitor.core.policy import DriftSettings, Evaluation
 
 _POLICY = "monitor.core.policy"
+# earlier re-scores of a calibration set the sentinel compares a new one with
+SENTINEL_HISTORY = 10
 _loading: threading.Thread | None = None  # StoreJudge.prepare's import, once per process
 
 
@@ -98,7 +106,7 @@ class StoreJudge:
         run: Run,
         evidence: RunEvidence,
         monitor: MonitorSettings,
-        scorers: Sequence[Scorer],
+        scorers: Sequence[ScorerInfo],
     ) -> list[Verdict]:
         return await asyncio.to_thread(self.judge_sync, run, evidence, monitor, scorers)
 
@@ -139,7 +147,7 @@ class StoreJudge:
         run: Run,
         evidence: RunEvidence,
         mon: MonitorSettings,
-        scorers: Sequence[Scorer],
+        scorers: Sequence[ScorerInfo],
     ) -> list[Verdict]:
         """Evaluate every scorer and drift signal of `run`; store and return the verdicts."""
         from monitor.core.policy import ScorerHistory, decide, evaluate_scorer  # noqa: PLC0415
@@ -149,20 +157,26 @@ class StoreJudge:
         store = self._store
         ids, need, description = self._baseline(run, mon)
         change, ids, description = self._served(run, mon, ids, description)
+        judged = self._judged_alike(run, ids, [s.name for s in scorers if s.kind in JUDGE_KINDS])
         evaluations: list[Evaluation] = []
         for name, current in evidence.scores.items():
             scorer = built.get(name)
             if scorer is None:  # `scorer[split]` subsets are judged by their split gap
                 continue
-            per_run = store.item_scores(ids, name) if ids else {}
+            own_ids, own_description = ids, description
+            if name in judged:  # a judge scorer's baseline: runs graded by the same judge
+                own_ids, judge_change = judged[name]
+                if judge_change is not None:
+                    own_description = f"{description}; {judge_change}"
+            per_run = store.item_scores(own_ids, name) if own_ids else {}
             evaluations.append(
                 evaluate_scorer(
                     ScorerHistory(
                         scorer=name,
                         binary=scorer.binary,
                         current=current,
-                        baseline=[per_run.get(rid, {}) for rid in ids],
-                        baseline_description=description,
+                        baseline=[per_run.get(rid, {}) for rid in own_ids],
+                        baseline_description=own_description,
                         required_runs=need,
                         cusum_state=store.get_sequential_state(
                             run.monitor, run.endpoint, name, run.benchmark_version
@@ -179,14 +193,75 @@ class StoreJudge:
         if change is not None:  # every verdict of the run says what it was judged against
             verdicts = [replace(v, detail=f"{v.detail} Note: {change}.".lstrip()) for v in verdicts]
         now = self._clock()
+        checks = [self._sentinel(run, r, now) for r in evidence.calibration.values()]
+        verdicts = _with_sentinels(verdicts, checks)
         for v in verdicts:
             if v.cusum_state is not None:
                 store.set_sequential_state(
                     run.monitor, run.endpoint, v.scorer, run.benchmark_version, v.cusum_state, now
                 )
         store.save_verdicts(run.id, verdicts)
-        store.set_run_events(run.id, [change.to_json()] if change is not None else [])
+        events = [change.to_json()] if change is not None else []
+        events += [c.to_json() for _, c in judged.values() if c is not None]
+        store.set_run_events(run.id, events)
         return verdicts
+
+    def _judged_alike(
+        self, run: Run, ids: list[int], names: Sequence[str]
+    ) -> dict[str, tuple[list[int], JudgeServedChange | None]]:
+        """Per judge scorer, the baseline runs its judge graded as it graded this run
+        (same served model and system fingerprint): another judge is another history."""
+        if not names or not ids or run.fingerprint is None:
+            return dict.fromkeys(names, (ids, None))
+        runs = self._store.get_runs(ids)
+        prints = {rid: fp for rid in ids if (r := runs.get(rid)) and (fp := r.fingerprint)}
+        out: dict[str, tuple[list[int], JudgeServedChange | None]] = {}
+        for name in names:
+            kept, judge_change = judged_alike(run.fingerprint, prints, name)
+            unprinted = [rid for rid in ids if rid not in prints]
+            out[name] = (sorted({*kept, *unprinted}), judge_change)
+        return out
+
+    def _sentinel(self, run: Run, rescored: Rescored, now: datetime) -> JudgeCheck:
+        """Test a calibration re-score against the judge's earlier ones; store the check."""
+        from monitor.core.stats.sentinel import agreement, judge_drift  # noqa: PLC0415
+
+        store = self._store
+        pinned = [
+            rid
+            for rid in store.pinned_run_ids(monitor=run.monitor, endpoint=run.endpoint)
+            if rid < run.id
+        ]
+        history = store.judge_history(
+            monitor=run.monitor,
+            endpoint=run.endpoint,
+            scorer=rescored.scorer,
+            sentinel=rescored.sentinel,
+            k=SENTINEL_HISTORY,
+            before_run_id=run.id,
+            pinned=pinned,
+        )
+        agree = agreement(rescored.scores, rescored.labels)
+        drift = judge_drift(rescored.scores, history)
+        check = JudgeCheck(
+            monitor=run.monitor,
+            endpoint=run.endpoint,
+            scorer=rescored.scorer,
+            sentinel=rescored.sentinel,
+            scores=dict(rescored.scores),
+            n=len(rescored.scores),
+            errors=rescored.errors,
+            accuracy=_finite_or_none(agree.accuracy),
+            kappa=_finite_or_none(agree.kappa),
+            p_value=drift.p_value,
+            moved=drift.moved,
+            direction=drift.direction,
+            agreement=agree.to_json(),
+            drift=drift.to_json(),
+            run_id=run.id,
+        )
+        store.save_judge_check(run.id, check, now)
+        return check
 
     def _served(
         self, run: Run, mon: MonitorSettings, ids: list[int], description: str
@@ -290,3 +365,52 @@ class StoreJudge:
                 )
             )
         return out
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _agreement_text(check: JudgeCheck) -> str:
+    if check.accuracy is None:
+        return f"no labelled item was graded ({check.errors} judge error(s))"
+    kappa = "undefined" if check.kappa is None else f"{check.kappa:.2f}"
+    return f"agreement with the human labels {check.accuracy:.1%}, kappa {kappa} (n={check.n})"
+
+
+def _with_sentinels(verdicts: list[Verdict], checks: Sequence[JudgeCheck]) -> list[Verdict]:
+    """Add one verdict per sentinel check (`<scorer>:judge`), and turn the judged scorer's
+    verdicts into `judge_drift` when its judge moved: a score change graded by a moved
+    judge is not the model's. Its CUSUM is left where it was."""
+    moved = {c.scorer: c for c in checks if c.moved}
+    out: list[Verdict] = []
+    for v in verdicts:
+        check = next(
+            (c for name, c in moved.items() if v.scorer.startswith((f"{name}[", f"{name}:"))),
+            moved.get(v.scorer),
+        )
+        if check is None or v.verdict is VerdictKind.DEGRADED:
+            out.append(v)
+            continue
+        p = f", p={check.p_value:.2g}" if check.p_value is not None else ""
+        note = (
+            f"The judge of {check.scorer} moved ({check.direction}) on its calibration set{p}: "
+            "this run's change is not attributed to the model. "
+        )
+        out.append(
+            replace(v, verdict=VerdictKind.JUDGE_DRIFT, detail=note + v.detail, cusum_state=None)
+        )
+    for c in checks:
+        drift_detail = str(c.drift.get("detail", ""))
+        out.append(
+            Verdict(
+                scorer=f"{c.scorer}:judge",
+                verdict=VerdictKind.JUDGE_DRIFT if c.moved else VerdictKind.OK,
+                test="judge sentinel",
+                baseline="earlier re-scores of the calibration set",
+                p_value=c.p_value,
+                effect=_finite_or_none(c.drift.get("effect")),
+                detail=f"{drift_detail} {_agreement_text(c)}.".strip(),
+            )
+        )
+    return out

@@ -18,6 +18,7 @@ from monitor.core.alerts import Alert
 from monitor.core.cost import RunUsage, TokenTotals
 from monitor.core.evidence import BaselineSignals, RunEvidence
 from monitor.core.fingerprint import Fingerprint
+from monitor.core.judging import Graded, JudgeCheck, Rescored
 from monitor.core.model import (
     Benchmark,
     Item,
@@ -28,7 +29,6 @@ from monitor.core.model import (
     ScoreSummary,
     Verdict,
 )
-from monitor.core.scoring import Scorer
 
 __all__ = [
     "AlertSink",
@@ -37,6 +37,7 @@ __all__ = [
     "Clock",
     "EndpointClient",
     "EndpointFactory",
+    "Grader",
     "Judge",
     "JudgeHook",
     "JudgeStore",
@@ -44,6 +45,8 @@ __all__ = [
     "PrunableStore",
     "RunMetrics",
     "RunStore",
+    "ScorerInfo",
+    "Sentinel",
 ]
 
 
@@ -195,6 +198,20 @@ class JudgeStore(Protocol):
 
     def set_run_events(self, run_id: int, events: Sequence[Mapping[str, Any]]) -> None: ...
 
+    def save_judge_check(self, run_id: int, check: JudgeCheck, now: datetime) -> None: ...
+
+    def judge_history(
+        self,
+        *,
+        monitor: str,
+        endpoint: str,
+        scorer: str,
+        sentinel: str,
+        k: int,
+        before_run_id: int,
+        pinned: Sequence[int] = (),
+    ) -> list[dict[str, float]]: ...
+
 
 class AlertStore(Protocol):
     """Where alert state survives restarts (`monitor.storage.alerts.SqlAlertStore`)."""
@@ -225,6 +242,45 @@ class LeaderLock(Protocol):
 # ---------------------------------------------------------------- judging and signals
 
 
+class ScorerInfo(Protocol):
+    """What judging needs to know of a scorer, deterministic or judged."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def binary(self) -> bool: ...
+
+
+class Grader(Protocol):
+    """An LLM-judge scorer (`monitor.grading.JudgeScorer`): grades one answer through its
+    judge endpoint; never raises for the judge, whose failures come back as `Graded.error`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def binary(self) -> bool: ...
+
+    async def grade(self, item: Item, output: str) -> Graded: ...
+
+
+class Sentinel(Protocol):
+    """A judge scorer's calibration set, re-scored by its judge during a run (the
+    judge-drift sentinel, docs/judges.md)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def rescore(self) -> Rescored: ...
+
+
 class Judge(Protocol):
     """Turns a finished run's evidence into verdicts (statistics live behind it)."""
 
@@ -236,7 +292,7 @@ class Judge(Protocol):
         run: Run,
         evidence: RunEvidence,
         monitor: MonitorSettings,
-        scorers: Sequence[Scorer],
+        scorers: Sequence[ScorerInfo],
     ) -> list[Verdict]: ...
 
 

@@ -35,8 +35,10 @@ from monitor.core.cost import (
 )
 from monitor.core.evidence import RunEvidence, predicted_label
 from monitor.core.fingerprint import Fingerprint
+from monitor.core.judging import JUDGE_KINDS, Graded, Rescored
 from monitor.core.model import (
     Benchmark,
+    ErrorKind,
     Item,
     ItemResult,
     Response,
@@ -50,7 +52,16 @@ from monitor.core.scoring import Scorer, build_scorer, macro_f1_summary, summari
 from monitor.documents import run_document
 from monitor.errors import StorageError
 from monitor.log import get_logger
-from monitor.ports import Clock, EndpointClient, JudgeHook, Pricer, RunStore
+from monitor.ports import (
+    Clock,
+    EndpointClient,
+    Grader,
+    JudgeHook,
+    Pricer,
+    RunStore,
+    ScorerInfo,
+    Sentinel,
+)
 
 __all__ = [
     "STORE_RETRY",
@@ -106,9 +117,17 @@ class RunRequest:
     fingerprint: Fingerprint | None = None
     pricing: PricingPlan | None = None  # None: the run's cost is not computed
     budget: Budget | None = None  # limits checked after every answer (per-run part)
+    graders: tuple[Grader, ...] = ()  # LLM-judge scorers, called once an answer arrives
+    sentinels: tuple[Sentinel, ...] = ()  # calibration sets to re-score during this run
+    # answers waiting for (or in) their judges at most; past it the model's workers wait
+    judge_backlog: int = 256
 
     def built_scorers(self) -> tuple[Scorer, ...]:
-        return self.scorers or tuple(build_scorer(s) for s in self.benchmark.scorers)
+        """The deterministic scorers: as given, or built from the benchmark's specs (the
+        judge kinds are the graders' part; a benchmark may have only those)."""
+        if self.scorers:
+            return self.scorers
+        return tuple(build_scorer(s) for s in self.benchmark.scorers if s.kind not in JUDGE_KINDS)
 
 
 @dataclass(slots=True)
@@ -255,7 +274,9 @@ class Runner:
         )
         log.info("run_started", items=len(bench.items), trigger=request.trigger)
         progress = Progress(total=len(bench.items))
-        collected = _Collected(request.built_scorers(), request.fingerprint, request.pricing)
+        collected = _Collected(
+            request.built_scorers(), request.fingerprint, request.pricing, request.graders
+        )
         self.active.add(run.id)
         try:
             return await self._complete(request, run, collected, progress, judge, on_progress, log)
@@ -383,7 +404,7 @@ class Runner:
             request.endpoint_url,
         )
 
-    async def _execute(
+    async def _execute(  # noqa: PLR0915 - one run's pipeline, its closures share its state
         self,
         request: RunRequest,
         run: Run,
@@ -399,6 +420,29 @@ class Runner:
         endpoint = request.endpoint
         observe = self._observe
 
+        graders = request.graders
+        judging: set[asyncio.Task[None]] = set()
+        backlog = asyncio.Semaphore(max(1, request.judge_backlog))
+
+        def record(item: Item, response: Response, graded: Mapping[str, Graded]) -> None:
+            result = collected.add(item, response, graded)
+            collected.check_budget()
+            writer.add(result)
+            progress.done += 1
+            if result.error is not None:
+                progress.errors += 1
+            if on_progress is not None:
+                on_progress(progress)
+
+        async def judged(item: Item, response: Response, output: str) -> None:
+            # Pipelined: the model's worker is already on its next item while the judges
+            # grade this answer under their own endpoints' limits.
+            try:
+                results = await asyncio.gather(*(g.grade(item, output) for g in graders))
+                record(item, response, {g.name: r for g, r in zip(graders, results, strict=True)})
+            finally:
+                backlog.release()
+
         async def work() -> None:
             # Workers share one iterator: no await between next() and use, so no races.
             for item in items:
@@ -407,22 +451,28 @@ class Runner:
                 response = await endpoint.predict(item)
                 if observe is not None:
                     observe(endpoint.name, response)
-                result = collected.add(item, response)
-                collected.check_budget()
-                writer.add(result)
-                progress.done += 1
-                if response.error is not None:
-                    progress.errors += 1
-                if on_progress is not None:
-                    on_progress(progress)
+                if graders and response.error is None and response.output is not None:
+                    await backlog.acquire()
+                    task = asyncio.create_task(judged(item, response, response.output))
+                    judging.add(task)
+                    task.add_done_callback(judging.discard)
+                else:
+                    record(item, response, {})
 
+        async def rescore(sentinel: Sentinel) -> None:
+            collected.calibration[sentinel.name] = await sentinel.rescore()
+
+        side = [asyncio.create_task(rescore(s)) for s in request.sentinels]
         workers = [asyncio.create_task(work()) for _ in range(max(1, request.concurrency))]
         try:
             await asyncio.gather(*workers)
+            while judging:
+                await asyncio.gather(*list(judging))
+            await asyncio.gather(*side)
             await writer.close()
             await asyncio.shield(saving)  # shared: an aborted run must not cancel it
         except BaseException:
-            for w in workers:
+            for w in (*workers, *judging, *side):
                 w.cancel()
             writer.cancel()
             raise
@@ -578,8 +628,11 @@ class _Collected:
         scorers: Sequence[Scorer],
         fingerprint: Fingerprint | None = None,
         pricing: PricingPlan | None = None,
+        graders: Sequence[Grader] = (),
     ) -> None:
         self._scorers = scorers
+        self._graders = graders
+        self._kinds: list[ScorerInfo] = [*scorers, *graders]
         self._fingerprint = fingerprint
         self.pricing = pricing
         self.budget: Budget | None = None
@@ -589,6 +642,8 @@ class _Collected:
         self.system_fingerprints: Counter[str] = Counter()
         self.tokens = TokenTotals()
         self.scores: dict[str, dict[str, float]] = {s.name: {} for s in scorers}
+        for g in graders:
+            self.scores[g.name] = {}
         self._labels: dict[str, tuple[list[str], list[str]]] = {
             s.name: ([], []) for s in scorers if s.kind == "classification"
         }
@@ -601,6 +656,10 @@ class _Collected:
         self.completion_tokens: list[int] = []
         self.predicted: list[str] = []
         self.error_kinds: Counter[str] = Counter()
+        self.calibration: dict[str, Rescored] = {}
+        # judge scorer -> what its judge served (model ids, system fingerprints)
+        self.judges_served: dict[str, tuple[Counter[str], Counter[str]]] = {}
+        self.judge_tokens = TokenTotals()
 
     def check_budget(self) -> None:
         """After an answer: stop the run once its budget is spent (cheap: no lookup)."""
@@ -610,9 +669,38 @@ class _Collected:
     def fingerprint(self) -> Fingerprint | None:
         if self._fingerprint is None:
             return None
-        return self._fingerprint.served(self.served_models, self.system_fingerprints)
+        judges = {name: (dict(m), dict(p)) for name, (m, p) in self.judges_served.items()}
+        return self._fingerprint.served(self.served_models, self.system_fingerprints, judges)
 
-    def add(self, item: Item, response: Response) -> ItemResult:
+    def _graded(
+        self, item: Item, graded: Mapping[str, Graded], scores: dict[str, float]
+    ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """Record the judges' grades of one answer; returns the stored judgments and the
+        judge errors."""
+        judgments: dict[str, dict[str, Any]] = {}
+        errors: list[str] = []
+        for name, g in graded.items():
+            models, prints = self.judges_served.setdefault(name, (Counter(), Counter()))
+            if g.model_id:
+                _count(models, g.model_id)
+            if g.system_fingerprint:
+                _count(prints, g.system_fingerprint)
+            self.judge_tokens = self.judge_tokens.add(g.usage)
+            if g.score is None:
+                errors.append(f"{name}: {g.error}")
+                judgments[name] = {"error": g.error}
+                continue
+            scores[name] = g.score
+            self.scores[name][item.key] = g.score
+            if item.split is not None:
+                by_split = self.splits.setdefault(name, {})
+                by_split.setdefault(item.split, {})[item.key] = g.score
+            judgments[name] = {"reason": g.reason, "votes": list(g.votes)}
+        return judgments, errors
+
+    def add(
+        self, item: Item, response: Response, graded: Mapping[str, Graded] | None = None
+    ) -> ItemResult:
         if response.model_id:
             if self.model_id is None:
                 self.model_id = response.model_id
@@ -642,27 +730,37 @@ class _Collected:
                     preds, refs = self._labels[scorer.name]
                     preds.append(output)
                     refs.append("" if item.reference is None else str(item.reference))
+        error, detail = response.error, response.error_detail
+        judgments: dict[str, dict[str, Any]] = {}
+        if graded:
+            judgments, judge_errors = self._graded(item, graded, item_scores)
+            if judge_errors and error is None:
+                # the model answered: its latency and length count, but without a verdict
+                # the item is unavailable to the judged scorer, never a wrong answer
+                error, detail = ErrorKind.JUDGE, "; ".join(judge_errors)[:2000]
+                self.error_kinds[error.value] += 1
         return ItemResult(
             item_key=item.key,
             output=output,
             scores=item_scores,
             latency_s=response.latency_s,
-            error=response.error,
-            error_detail=response.error_detail,
+            error=error,
+            error_detail=detail,
             usage=response.usage,
             attempts=response.attempts,
+            judgments=judgments,
         )
 
     def summaries(self) -> list[ScoreSummary]:
         out = [
             summarize_scores(s.name, list(self.scores[s.name].values()), binary=s.binary)
-            for s in self._scorers
+            for s in self._kinds
         ]
         out.extend(
             macro_f1_summary(f"{name}_macro_f1", preds, refs)
             for name, (preds, refs) in self._labels.items()
         )
-        binary = {s.name: s.binary for s in self._scorers}
+        binary = {s.name: s.binary for s in self._kinds}
         out.extend(
             summarize_scores(f"{name}[{split}]", list(values.values()), binary=binary[name])
             for name, by_split in self.splits.items()
@@ -683,6 +781,11 @@ class _Collected:
             output_lengths=self.output_lengths,
             labels=self.predicted,
             completion_tokens=self.completion_tokens,
+            calibration=dict(self.calibration),
+            judges_served={
+                name: (dict(models), dict(prints))
+                for name, (models, prints) in self.judges_served.items()
+            },
         )
 
 

@@ -25,7 +25,13 @@ from urllib.parse import urlsplit
 
 from monitor import __version__
 from monitor.clock import utc_now
-from monitor.config import EndpointSettings, MonitorSettings, Settings, mask_secrets
+from monitor.config import (
+    BenchmarkSettings,
+    EndpointSettings,
+    MonitorSettings,
+    Settings,
+    mask_secrets,
+)
 from monitor.core.cost import (
     Budget,
     Price,
@@ -37,9 +43,11 @@ from monitor.core.cost import (
     scaled,
 )
 from monitor.core.fingerprint import Fingerprint
+from monitor.core.judging import JUDGE_KINDS, CalibrationSpec, JudgeSpec, judge_spec, label_score
 from monitor.core.model import Benchmark, RunStatus, ScorerSpec
 from monitor.core.scoring import Scorer, build_scorer
-from monitor.errors import BudgetExhaustedError, ConfigError
+from monitor.errors import BenchmarkError, BudgetExhaustedError, ConfigError
+from monitor.grading import CalibrationItem, CalibrationSet, JudgeScorer
 from monitor.log import mask_url_credentials
 from monitor.ports import (
     AlertSink,
@@ -77,6 +85,8 @@ class RunPlan:
     client: EndpointClient
     trigger: str
     fingerprint: Fingerprint | None = None
+    graders: tuple[JudgeScorer, ...] = ()  # the benchmark's LLM-judge scorers
+    sentinels: tuple[JudgeScorer, ...] = ()  # those whose calibration set is due
 
     def request(self) -> RunRequest:
         return RunRequest(
@@ -91,6 +101,8 @@ class RunPlan:
             fingerprint=self.fingerprint,
             pricing=pricing_plan(self.endpoint),
             budget=budget_of(self.monitor),
+            graders=self.graders,
+            sentinels=self.sentinels,
         )
 
 
@@ -139,6 +151,7 @@ def measurement(
         benchmark_version=bench.version,
         scorers=tuple(_scorer_id(s) for s in bench.scorers),
         monitor_version=__version__,
+        judges={s.name: {"judge": dict(s.judge)} for s in bench.scorers if s.judge is not None},
     )
 
 
@@ -153,8 +166,13 @@ def _masked(value: Any, secrets: Collection[str]) -> Any:
 
 
 def _scorer_id(spec: ScorerSpec) -> str:
-    """``name=kind`` plus its parameters and, for a custom scorer, its version."""
-    extra = json.dumps(dict(spec.params), sort_keys=True, default=str) if spec.params else ""
+    """``name=kind`` plus its parameters and, for a custom scorer, its version; for a judge
+    scorer its judge's identity (and not its calibration file's path)."""
+    params = dict(spec.params)
+    if spec.judge is not None:
+        params.pop("calibration", None)
+        params["judge"] = dict(spec.judge)
+    extra = json.dumps(params, sort_keys=True, default=str) if params else ""
     version = f"@{spec.custom.version}" if spec.custom is not None and spec.custom.version else ""
     return f"{spec.name}={spec.kind}{version}{extra}"
 
@@ -208,6 +226,10 @@ class RunService:
         self._clock = clock
         self._clients: dict[str, tuple[str, EndpointClient]] = {}
         self._client_locks: dict[str, asyncio.Lock] = {}
+        # judge clients by (judge endpoint, its request parameters): one per judge setup
+        self._judge_clients: dict[str, tuple[str, EndpointClient]] = {}
+        # (monitor, endpoint, scorer) -> runs since its calibration set was last re-scored
+        self._since_calibration: dict[tuple[str, str, str], int] = {}
 
     @property
     def active(self) -> set[int]:
@@ -221,13 +243,106 @@ class RunService:
         mon = settings.monitor(monitor)
         select_endpoints(settings, monitor, [endpoint])
         ep = settings.endpoint(endpoint)
-        bench = await asyncio.to_thread(self._benchmarks, settings.benchmark(mon.benchmark))
-        scorers = tuple(build_scorer(s) for s in bench.scorers)
+        bench_settings = settings.benchmark(mon.benchmark)
+        bench = await asyncio.to_thread(self._benchmarks, bench_settings)
+        scorers = tuple(build_scorer(s) for s in bench.scorers if s.kind not in JUDGE_KINDS)
         if trigger == "schedule" and mon.budget.per_day_set:
             await self._check_day_budget(mon)
         client = await self._client(settings, ep)
+        graders = tuple(
+            [
+                await self._grader(settings, bench_settings, s)
+                for s in bench.scorers
+                if s.kind in JUDGE_KINDS
+            ]
+        )
+        sentinels = tuple(g for g in graders if self._calibration_due(mon.name, ep.name, g))
         fingerprint = measurement(ep, bench, settings.secrets)
-        return RunPlan(mon, ep, bench, scorers, client, trigger, fingerprint)
+        return RunPlan(mon, ep, bench, scorers, client, trigger, fingerprint, graders, sentinels)
+
+    def _calibration_due(self, monitor: str, endpoint: str, grader: JudgeScorer) -> bool:
+        """Every `calibration.every`-th run of (monitor, endpoint) re-scores the set; the
+        first run after a start always does (the count is kept in memory)."""
+        if grader.calibration is None:
+            return False
+        key = (monitor, endpoint, grader.name)
+        since = self._since_calibration.get(key)
+        due = since is None or since + 1 >= grader.calibration.spec.every
+        self._since_calibration[key] = 0 if due else (since or 0) + 1
+        return due
+
+    async def _grader(
+        self, settings: Settings, bench: BenchmarkSettings, spec: ScorerSpec
+    ) -> JudgeScorer:
+        """A judge scorer bound to its judge endpoint's client (built once per setup)."""
+        judge = judge_spec(spec)
+        jep = settings.endpoint(judge.endpoint)
+        params = judge.request_params(jep.params)
+        if judge.json_mode and jep.type == "openai-chat":
+            params.setdefault("response_format", {"type": "json_object"})
+        judged = jep.model_copy(update={"params": params})
+        key = _client_key(judged) + json.dumps(params, sort_keys=True, default=str)
+        hit = self._judge_clients.get(f"{jep.name}/{key}")
+        if hit is None:
+            try:
+                client = self._endpoints(judged)
+            except ValueError as exc:
+                where = settings.where(("endpoints",))
+                raise ConfigError(f"{where}: {jep.name} (judge of {spec.name}): {exc}") from None
+            hit = (key, client)
+            self._judge_clients[f"{jep.name}/{key}"] = hit
+        calibration = None
+        if judge.calibration is not None:
+            calibration = await asyncio.to_thread(
+                self._calibration, bench, spec.name, judge, judge.calibration
+            )
+        return JudgeScorer(
+            spec.name,
+            judge,
+            hit[1],
+            chat=jep.type == "openai-chat",
+            limits=bench.template_limits,
+            calibration=calibration,
+            identity=spec.judge,
+        )
+
+    def _calibration(
+        self, bench: BenchmarkSettings, scorer: str, judge: JudgeSpec, cal: CalibrationSpec
+    ) -> CalibrationSet:
+        """Load a calibration set with the benchmark loaders; BenchmarkError names the file
+        and item for a missing field or a label off the judge's scale."""
+        loaded = self._benchmarks(
+            BenchmarkSettings(
+                name=f"{bench.name}.{scorer}.calibration",
+                data=cal.data,
+                format=cal.format,
+                reference=cal.label,
+                id_field=cal.id_field,
+                scorers=[ScorerSpec(kind="exact_match", name="label")],
+            )
+        )
+        items = []
+        needs = (cal.input, cal.output, *([cal.reference] if judge.kind == "llm_reference" else []))
+        for it in loaded.items:
+            label = label_score(it.reference, judge.scale)
+            for name in needs:
+                if not isinstance(it.fields.get(name), str):
+                    raise BenchmarkError(
+                        f"{cal.data}: calibration item {it.key!r} of scorer {scorer!r} has "
+                        f"no text field {name!r}"
+                    )
+            if label is None:
+                raise BenchmarkError(
+                    f"{cal.data}: calibration item {it.key!r} of scorer {scorer!r}: label "
+                    f"{it.reference!r} is not on the scale {judge.scale.label()}"
+                )
+            reference = it.fields.get(cal.reference) if judge.kind == "llm_reference" else ""
+            items.append(
+                CalibrationItem(
+                    it.key, it.fields[cal.input], it.fields[cal.output], label, str(reference)
+                )
+            )
+        return CalibrationSet(cal, loaded.version, tuple(items))
 
     async def _check_day_budget(self, mon: MonitorSettings) -> None:
         """Raise BudgetExhaustedError when the monitor's runs today used up its day budget."""
@@ -269,7 +384,9 @@ class RunService:
         judge = None
         if self._judge is not None:
             self._judge.prepare()
-            judge = functools.partial(self._judge.judge, monitor=plan.monitor, scorers=plan.scorers)
+            judge = functools.partial(
+                self._judge.judge, monitor=plan.monitor, scorers=(*plan.scorers, *plan.graders)
+            )
         outcome = await self._runner.run(plan.request(), judge=judge, on_progress=on_progress)
         if self._metrics is not None:
             self._metrics.observe_run(plan.monitor.name, plan.endpoint.name, outcome.duration_s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -327,3 +328,109 @@ class RecordingReceiver:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._release.wait(), answer.delay)
         return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+
+
+_TAG = re.compile(r"<(answer|reference|task)>\n?(.*?)\n?</\1>", re.DOTALL)
+
+
+class ScriptedChat:
+    """A loopback OpenAI-compatible chat server: the model (``/model/v1``) and the judge
+    (``/judge/v1``) of judged-benchmark tests, each counting its requests.
+
+    The model answers `answers[prompt]` (default: the prompt reversed). The judge reads
+    the `<answer>` and `<reference>` of the prompt monitor/core/judging.py writes and
+    passes an answer that contains its reference (or, without one, the word "good").
+    Switches, changeable during a test:
+
+    * `strict` / `lenient`: answers the judge now fails / passes whatever they say;
+    * `flaky`: answers whose verdict alternates between calls (a non-deterministic judge);
+    * `mode`: "json" (default), "fallback" (``VERDICT: PASS`` lines), "garbage",
+      "truncated" (JSON cut mid-way), "slow" (answers after `slow_s`), "http_500";
+    * `modes`: the mode for a given answer, over `mode`.
+    """
+
+    def __init__(self) -> None:
+        self.answers: dict[str, str] = {}
+        self.strict: set[str] = set()
+        self.lenient: set[str] = set()
+        self.flaky: set[str] = set()
+        self.mode = "json"
+        self.modes: dict[str, str] = {}
+        self.slow_s = 5.0
+        self.judge_model = "judge-1"
+        self.judge_fingerprint: str | None = "jfp_a"
+        self.model_requests = 0
+        self.judge_requests = 0
+        self.judge_bodies: list[dict[str, Any]] = []
+        self._calls: dict[str, int] = {}
+        self._release = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/model/v1/chat/completions", self._model)
+        app.router.add_post("/judge/v1/chat/completions", self._judge)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        self._release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @staticmethod
+    def _reply(content: str, model: str, fingerprint: str | None) -> web.Response:
+        return web.json_response(
+            {
+                "model": model,
+                "system_fingerprint": fingerprint,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": 20, "completion_tokens": 5},
+            }
+        )
+
+    async def _model(self, request: web.Request) -> web.Response:
+        self.model_requests += 1
+        body = await request.json()
+        prompt = body["messages"][-1]["content"]
+        return self._reply(self.answers.get(prompt, prompt[::-1]), "model-1", "fp_m")
+
+    def verdict(self, answer: str, reference: str | None) -> bool:
+        """The judge's verdict on `answer` as the switches stand (counts flaky calls)."""
+        if answer in self.strict:
+            return False
+        if answer in self.lenient:
+            return True
+        good = reference.lower() in answer.lower() if reference else "good" in answer.lower()
+        if answer in self.flaky:
+            n = self._calls[answer] = self._calls.get(answer, 0) + 1
+            return n % 2 == 0
+        return good
+
+    async def _judge(self, request: web.Request) -> web.Response:
+        self.judge_requests += 1
+        body = await request.json()
+        self.judge_bodies.append(body)
+        text = body["messages"][-1]["content"]
+        parts = {m.group(1): m.group(2) for m in _TAG.finditer(text)}
+        answer = parts.get("answer", "")
+        mode = self.modes.get(answer, self.mode)
+        if mode == "slow":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._release.wait(), self.slow_s)
+        if mode == "http_500":
+            return web.json_response({"error": "judge down"}, status=500)
+        passed = self.verdict(answer, parts.get("reference"))
+        word = "pass" if passed else "fail"
+        content = json.dumps({"reason": f"scripted: {word}", "verdict": word})
+        if mode == "fallback":
+            content = f"Thinking done.\nVERDICT: {word.upper()}\nREASON: scripted {word}"
+        elif mode == "garbage":
+            content = "I cannot decide, sorry."
+        elif mode == "truncated":
+            content = content[: len(content) // 2]
+        return self._reply(content, self.judge_model, self.judge_fingerprint)

@@ -31,7 +31,11 @@ async def runs(
         )
         ids = [r.id for r in found]
         scores, verdicts = db.run_scores(ids), db.run_verdicts(ids)
-        return [run_document(r, scores[r.id], verdicts[r.id]) for r in found]
+        checks = db.judge_checks(ids)
+        return [
+            run_document(r, scores[r.id], verdicts[r.id], judge_checks=checks.get(r.id, ()))
+            for r in found
+        ]
 
     return {"runs": await asyncio.to_thread(read), "limit": limit, "offset": offset}
 
@@ -43,7 +47,10 @@ async def run(run_id: RunId, db: Store) -> dict[str, Any]:
         if found is None:
             return None
         return run_document(
-            found, db.run_scores([run_id])[run_id], db.run_verdicts([run_id])[run_id]
+            found,
+            db.run_scores([run_id])[run_id],
+            db.run_verdicts([run_id])[run_id],
+            judge_checks=db.judge_checks([run_id]).get(run_id, ()),
         )
 
     doc = await asyncio.to_thread(read)

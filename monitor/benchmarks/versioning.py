@@ -66,7 +66,13 @@ def item_key(fields: Mapping[str, Any], id_field: str) -> tuple[str, bool]:
 
 
 def _scorer_identity(spec: ScorerSpec) -> dict[str, Any]:
-    identity: dict[str, Any] = {"kind": spec.kind, "name": spec.name, "params": dict(spec.params)}
+    params = dict(spec.params)
+    if spec.judge is not None:
+        # the calibration set watches the judge; it does not change what is measured
+        params.pop("calibration", None)
+    identity: dict[str, Any] = {"kind": spec.kind, "name": spec.name, "params": params}
+    if spec.judge is not None:
+        identity["judge"] = dict(spec.judge)
     if spec.custom is not None:
         # only custom scorers carry a version, so built-in benchmarks keep their versions
         identity["version"] = spec.custom.version

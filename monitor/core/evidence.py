@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from monitor.core.judging import Rescored
+
 __all__ = ["LABEL_PREFIX_CHARS", "BaselineSignals", "RunEvidence", "predicted_label"]
 
 # A predicted label is the answer stripped, lower-cased and cut to 100 characters; the
@@ -36,6 +38,12 @@ class RunEvidence:
     labels: Sequence[str] = ()
     # completion tokens of the answers that reported them (verbosity: what a run costs)
     completion_tokens: Sequence[int] = ()
+    # judge scorer -> its calibration set re-scored during the run (the sentinel)
+    calibration: Mapping[str, Rescored] = field(default_factory=dict)
+    # judge scorer -> what its judge said it served: (model ids, system fingerprints)
+    judges_served: Mapping[str, tuple[Mapping[str, int], Mapping[str, int]]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass(frozen=True, slots=True)

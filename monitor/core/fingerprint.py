@@ -23,8 +23,10 @@ __all__ = [
     "CONFIGURED",
     "Difference",
     "Fingerprint",
+    "JudgeServedChange",
     "ServedChange",
     "differences",
+    "judged_alike",
     "served_alike",
     "served_change",
 ]
@@ -59,10 +61,37 @@ class Fingerprint:
     # value -> number of answers that carried it
     served_models: Mapping[str, int] = field(default_factory=dict)
     system_fingerprints: Mapping[str, int] = field(default_factory=dict)
+    # judge scorer -> {"judge": its configured identity, and once the run is over the
+    # "served_models" and "system_fingerprints" its judge's answers carried}
+    judges: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def served(self, models: Mapping[str, int], fingerprints: Mapping[str, int]) -> Fingerprint:
-        """This fingerprint with the served values counted over a run's answers."""
-        return replace(self, served_models=dict(models), system_fingerprints=dict(fingerprints))
+    def served(
+        self,
+        models: Mapping[str, int],
+        fingerprints: Mapping[str, int],
+        judges: Mapping[str, tuple[Mapping[str, int], Mapping[str, int]]] | None = None,
+    ) -> Fingerprint:
+        """This fingerprint with the served values counted over a run's answers (and over
+        its judges' answers)."""
+        judged = {name: dict(entry) for name, entry in self.judges.items()}
+        for name, (judge_models, judge_prints) in (judges or {}).items():
+            entry = judged.setdefault(name, {})
+            entry["served_models"] = dict(judge_models)
+            entry["system_fingerprints"] = dict(judge_prints)
+        return replace(
+            self,
+            served_models=dict(models),
+            system_fingerprints=dict(fingerprints),
+            judges=judged,
+        )
+
+    def judge_served(self, scorer: str) -> tuple[str | None, str | None]:
+        """The model and system fingerprint most of `scorer`'s judge answers carried."""
+        entry = self.judges.get(scorer) or {}
+        return (
+            _dominant(entry.get("served_models") or {}),
+            _dominant(entry.get("system_fingerprints") or {}),
+        )
 
     @property
     def served_model(self) -> str | None:
@@ -87,6 +116,7 @@ class Fingerprint:
             "monitor_version": self.monitor_version,
             "served_models": dict(self.served_models),
             "system_fingerprints": dict(self.system_fingerprints),
+            "judges": {name: dict(entry) for name, entry in self.judges.items()},
         }
 
     @classmethod
@@ -105,6 +135,7 @@ class Fingerprint:
             system_fingerprints={
                 str(k): int(v) for k, v in (data.get("system_fingerprints") or {}).items()
             },
+            judges={str(k): dict(v) for k, v in (data.get("judges") or {}).items()},
         )
 
 
@@ -210,6 +241,60 @@ def served_change(current: Fingerprint, baseline: Iterable[Fingerprint]) -> Serv
         if now is not None and any(now not in c for c in counts):
             return ServedChange(name, tuple(_ranked(counts)), now)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeServedChange:
+    """A judge scorer's judge served another model or fingerprint than in some baseline
+    runs: those runs leave that scorer's baseline (a changed judge is a new history)."""
+
+    scorer: str
+    field: str  # "model" or "system_fingerprint"
+    before: tuple[str, ...]
+    after: str
+    left_out: int  # baseline runs judged by the other judge
+
+    def __str__(self) -> str:
+        was = ", ".join(self.before) or "none"
+        return (
+            f"the judge of {self.scorer} served {self.field} {self.after} (baseline: {was}); "
+            f"{self.left_out} baseline run(s) judged otherwise left out"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "judge_served_changed",
+            "scorer": self.scorer,
+            "field": self.field,
+            "before": list(self.before),
+            "after": self.after,
+            "left_out": self.left_out,
+        }
+
+
+def judged_alike(
+    current: Fingerprint, baseline: Mapping[int, Fingerprint], scorer: str
+) -> tuple[list[int], JudgeServedChange | None]:
+    """The baseline runs whose judge of `scorer` served what `current`'s did (a run that
+    recorded nothing is kept), and the change when some were left out."""
+    model, print_ = current.judge_served(scorer)
+    kept: list[int] = []
+    before: dict[str, list[str]] = {"model": [], "system_fingerprint": []}
+    for rid, fp in baseline.items():
+        their_model, their_print = fp.judge_served(scorer)
+        if model is not None and their_model is not None and their_model != model:
+            before["model"].append(their_model)
+        elif print_ is not None and their_print is not None and their_print != print_:
+            before["system_fingerprint"].append(their_print)
+        else:
+            kept.append(rid)
+    left = len(baseline) - len(kept)
+    if not left:
+        return kept, None
+    name = "model" if before["model"] else "system_fingerprint"
+    after = model if name == "model" else print_
+    was = tuple(dict.fromkeys(before[name]))
+    return kept, JudgeServedChange(scorer, name, was, str(after), left)
 
 
 def served_alike(current: Fingerprint, other: Fingerprint) -> bool:

@@ -36,6 +36,8 @@ class ErrorKind(StrEnum):
     HTTP_4XX = "http_4xx"
     HTTP_5XX = "http_5xx"
     INVALID_RESPONSE = "invalid_response"
+    # the model answered, but a judge scorer got no verdict for the answer (monitor/grading.py)
+    JUDGE = "judge"
 
 
 class VerdictKind(StrEnum):
@@ -48,6 +50,9 @@ class VerdictKind(StrEnum):
     NO_BASELINE = "no_baseline"
     INSUFFICIENT_DATA = "insufficient_data"
     DEGRADED = "degraded"
+    # the judge of an LLM-judged scorer moved on its calibration set: the score's change
+    # is not the model's (docs/judges.md)
+    JUDGE_DRIFT = "judge_drift"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,10 @@ class ScorerSpec:
     name: str
     params: Mapping[str, Any] = field(default_factory=dict)
     custom: CustomScorer | None = None
+    # a judge scorer's configured judge (endpoint type, host, model, request parameters,
+    # prompt digest), set by monitor/config.py once the endpoint is known: part of the
+    # benchmark version, so a changed judge starts a new history
+    judge: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +109,8 @@ class Item:
     reference: Any = None
     split: str | None = None
     messages: tuple[ChatMessage, ...] = ()
+    # request parameters of this call only, over the endpoint's (a judge vote's seed)
+    request_params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +169,8 @@ class ItemResult:
     error_detail: str | None = None
     usage: Usage | None = None
     attempts: int = 1
+    # judge scorer -> {"reason", "votes", "error"}: what each judge said about this answer
+    judgments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

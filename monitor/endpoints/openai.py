@@ -97,7 +97,7 @@ class OpenAIChatEndpoint(_OpenAIEndpoint):
             messages = [{"role": m.role, "content": m.content} for m in item.messages]
         else:
             messages = [{"role": "user", "content": self._prompt(item)}]
-        return json.dumps({**self._static, "messages": messages}).encode()
+        return json.dumps({**self._static, **item.request_params, "messages": messages}).encode()
 
     def _output(self, choice: dict[str, Any]) -> str:
         message = choice.get("message")
@@ -127,7 +127,8 @@ class OpenAICompletionsEndpoint(_OpenAIEndpoint):
                 "but the benchmark is a chat (system, few_shot or conversation); use an "
                 "openai-chat endpoint"
             )
-        return json.dumps({**self._static, "prompt": self._prompt(item)}).encode()
+        body = {**self._static, **item.request_params, "prompt": self._prompt(item)}
+        return json.dumps(body).encode()
 
     def _output(self, choice: dict[str, Any]) -> str:
         text = choice.get("text")

@@ -35,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.core.cost import RunUsage, TokenTotals
 from monitor.core.evidence import LABEL_PREFIX_CHARS, BaselineSignals, predicted_label
 from monitor.core.fingerprint import Fingerprint
+from monitor.core.judging import JudgeCheck
 from monitor.core.model import (
     TOKEN_FIELDS,
     Benchmark,
@@ -64,11 +65,13 @@ if TYPE_CHECKING:
 OUTPUT_CAP_BYTES = t.OUTPUT_CAP_BYTES
 
 # Verdicts from worst to best; `run.judged` holds the worst one saved for a run.
-# REGRESSED and DEGRADED come first so that "judged in BASELINE_EXCLUDED" is exactly
-# "some scorer regressed or the run was too broken to judge", whatever else was saved.
+# REGRESSED, DEGRADED and JUDGE_DRIFT come first so that "judged in BASELINE_EXCLUDED"
+# is exactly "some scorer regressed, the run was too broken to judge, or a judge moved",
+# whatever else was saved.
 VERDICT_SEVERITY: tuple[VerdictKind, ...] = (
     VerdictKind.REGRESSED,
     VerdictKind.DEGRADED,
+    VerdictKind.JUDGE_DRIFT,
     VerdictKind.WARN,
     VerdictKind.INSUFFICIENT_DATA,
     VerdictKind.NO_BASELINE,
@@ -78,7 +81,12 @@ VERDICT_SEVERITY: tuple[VerdictKind, ...] = (
 _SEVERITY_RANK = {kind: rank for rank, kind in enumerate(VERDICT_SEVERITY)}
 
 # Runs judged like this never become part of a rolling baseline.
-BASELINE_EXCLUDED: tuple[VerdictKind, ...] = (VerdictKind.REGRESSED, VerdictKind.DEGRADED)
+# A run whose judge moved is graded by another judge than its baseline: kept out too.
+BASELINE_EXCLUDED: tuple[VerdictKind, ...] = (
+    VerdictKind.REGRESSED,
+    VerdictKind.DEGRADED,
+    VerdictKind.JUDGE_DRIFT,
+)
 
 # `run.status_reason` of a run whose leadership ended while it ran (docs/operations.md)
 LEADERSHIP_LOST = "leadership_lost"
@@ -263,7 +271,21 @@ def _item_result_row(run_id: int, result: ItemResult) -> dict[str, Any]:
         "cached_tokens": None if usage is None else usage.cached_tokens,
         "reasoning_tokens": None if usage is None else usage.reasoning_tokens,
         "attempts": result.attempts,
+        "judgments": _judgments_in(result.judgments),
     }
+
+
+def _judgments_in(judgments: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Judges' reasons are model output: cleaned like outputs (no NUL) and capped."""
+    if not judgments:
+        return None
+    out: dict[str, Any] = {}
+    for name, entry in judgments.items():
+        clean = {}
+        for key, value in entry.items():
+            clean[key] = _clean_text(value)[:4000] if isinstance(value, str) else value
+        out[name] = clean
+    return out
 
 
 def _item_result_from(row: RowMapping) -> ItemResult:
@@ -277,6 +299,27 @@ def _item_result_from(row: RowMapping) -> ItemResult:
         error_detail=row["error_detail"],
         usage=usage,
         attempts=row["attempts"],
+        judgments=row.get("judgments") or {},
+    )
+
+
+def _judge_check_from(row: RowMapping) -> JudgeCheck:
+    return JudgeCheck(
+        monitor=row["monitor"],
+        endpoint=row["endpoint"],
+        scorer=row["scorer"],
+        sentinel=row["sentinel"],
+        scores=dict(row["scores"]),
+        n=row["n"],
+        errors=row["errors"],
+        accuracy=row["accuracy"],
+        kappa=row["kappa"],
+        p_value=row["p_value"],
+        moved=bool(row["moved"]),
+        direction=row["direction"],
+        agreement=dict(row["agreement"] or {}),
+        drift=dict(row["drift"] or {}),
+        run_id=row["run_id"],
     )
 
 
@@ -925,6 +968,98 @@ class SqlStore(EngineAccess):
         with self._read(f"select the baseline of {monitor!r}") as conn:
             ids = list(conn.execute(query).scalars())
         return ids[::-1]
+
+    def save_judge_check(self, run_id: int, check: JudgeCheck, now: datetime) -> None:
+        """Store one sentinel check of run `run_id` (replacing one stored for the same
+        run and scorer: judging a run twice keeps one check)."""
+        jc = t.judge_check.c
+        row = {
+            "run_id": run_id,
+            "monitor": check.monitor,
+            "endpoint": check.endpoint,
+            "scorer": check.scorer,
+            "sentinel": check.sentinel,
+            "created_at": now,
+            "scores": dict(check.scores),
+            "n": check.n,
+            "errors": check.errors,
+            "accuracy": check.accuracy,
+            "kappa": check.kappa,
+            "p_value": check.p_value,
+            "moved": check.moved,
+            "direction": check.direction,
+            "agreement": dict(check.agreement),
+            "drift": dict(check.drift),
+        }
+        with self._write(f"save the judge check of run {run_id}") as conn:
+            conn.execute(
+                sa.delete(t.judge_check).where(jc.run_id == run_id, jc.scorer == check.scorer)
+            )
+            conn.execute(sa.insert(t.judge_check), [row])
+
+    def judge_history(
+        self,
+        *,
+        monitor: str,
+        endpoint: str,
+        scorer: str,
+        sentinel: str,
+        k: int,
+        before_run_id: int,
+        pinned: Sequence[int] = (),
+    ) -> list[dict[str, float]]:
+        """The scores of the last `k` sentinel checks of one history before a run, oldest
+        first: checks that did not say the judge moved, and every check of a pinned run
+        (pinning accepts what the judge does now); with pins, only checks from the first
+        pinned run on."""
+        jc = t.judge_check.c
+        accepted: sa.ColumnElement[bool] = jc.moved.is_(False)
+        if pinned:
+            accepted = sa.and_(
+                jc.run_id >= min(pinned), sa.or_(accepted, jc.run_id.in_(list(pinned)))
+            )
+        query = (
+            sa.select(jc.scores)
+            .where(
+                jc.monitor == monitor,
+                jc.endpoint == endpoint,
+                jc.scorer == scorer,
+                jc.sentinel == sentinel,
+                jc.run_id < before_run_id,
+                accepted,
+            )
+            .order_by(jc.run_id.desc())
+            .limit(k)
+        )
+        with self._read(f"read the judge history of {scorer!r}") as conn:
+            rows = [dict(r) for r in conn.execute(query).scalars()]
+        return [{str(key): float(v) for key, v in r.items()} for r in rows[::-1]]
+
+    def judge_checks(self, run_ids: Sequence[int]) -> dict[int, list[JudgeCheck]]:
+        """The sentinel checks of some runs."""
+        if not run_ids:
+            return {}
+        query = sa.select(t.judge_check).where(t.judge_check.c.run_id.in_(list(run_ids)))
+        out: dict[int, list[JudgeCheck]] = {}
+        with self._read("read judge checks") as conn:
+            for row in conn.execute(query).mappings():
+                out.setdefault(row["run_id"], []).append(_judge_check_from(row))
+        return out
+
+    def latest_judge_checks(self) -> list[JudgeCheck]:
+        """The newest sentinel check of every (monitor, endpoint, scorer, sentinel), for
+        the metrics: with `every: N` most runs have none, and the gauges keep the last."""
+        jc = t.judge_check.c
+        newest = sa.select(sa.func.max(jc.id)).group_by(
+            jc.monitor, jc.endpoint, jc.scorer, jc.sentinel
+        )
+        query = (
+            sa.select(t.judge_check)
+            .where(jc.id.in_(newest.scalar_subquery()))
+            .order_by(jc.monitor, jc.endpoint, jc.scorer, jc.id)
+        )
+        with self._read("read the latest judge checks") as conn:
+            return [_judge_check_from(row) for row in conn.execute(query).mappings()]
 
     def pin_baseline(
         self, *, monitor: str, endpoint: str, run_ids: Sequence[int], now: datetime

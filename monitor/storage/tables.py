@@ -204,6 +204,8 @@ class ItemResultRow(StorageModel, table=True):
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
     attempts: int = 1
+    # judge scorer -> {"reason", "votes"} or {"error"} (migration 0005)
+    judgments: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
 
 
 class RunScoreRow(StorageModel, table=True):
@@ -270,6 +272,32 @@ class SequentialStateRow(StorageModel, table=True):
     updated_at: datetime = Field(sa_type=UtcDateTime)
 
 
+class JudgeCheckRow(StorageModel, table=True):
+    """One judge-drift sentinel check: a run's re-score of a judge scorer's calibration set
+    (migration 0005). `sentinel` keys the history: judge identity and calibration content."""
+
+    __tablename__ = "judge_check"
+    __table_args__ = (sa.Index(None, "monitor", "endpoint", "scorer", "sentinel", "run_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", ondelete="CASCADE", index=True)
+    monitor: str = Field(sa_type=sa.String)
+    endpoint: str = Field(sa_type=sa.String)
+    scorer: str = Field(sa_type=sa.String)
+    sentinel: str = Field(sa_type=sa.String)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    scores: dict[str, float] = Field(sa_type=sa.JSON)
+    n: int
+    errors: int
+    accuracy: float | None = Field(default=None, sa_type=FiniteFloat)
+    kappa: float | None = Field(default=None, sa_type=FiniteFloat)
+    p_value: float | None = Field(default=None, sa_type=FiniteFloat)
+    moved: bool
+    direction: str | None = Field(default=None, sa_type=sa.String)
+    agreement: dict[str, Any] = Field(sa_type=sa.JSON)
+    drift: dict[str, Any] = Field(sa_type=sa.JSON)
+
+
 class AlertRow(StorageModel, table=True):
     """The state of one built-in alert, deduplicated by its label fingerprint."""
 
@@ -305,3 +333,4 @@ drift_result = _table(DriftResultRow)
 baseline = _table(BaselineRow)
 sequential_state = _table(SequentialStateRow)
 alert = _table(AlertRow)
+judge_check = _table(JudgeCheckRow)
