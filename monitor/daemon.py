@@ -465,6 +465,7 @@ class Daemon:
                 run_counts=store.run_counts(),
                 item_totals=store.item_totals(),
                 usage_totals=store.usage_totals(),
+                judge_checks=store.latest_judge_checks(),
                 targets=targets,
             )
         )

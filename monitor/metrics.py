@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from monitor import __version__
 from monitor.core.cost import RunUsage, TokenTotals
 from monitor.core.fingerprint import Fingerprint
+from monitor.core.judging import JudgeCheck
 from monitor.core.model import Response, Run, RunStatus, ScoreSummary, Verdict, VerdictKind
 
 SCORE_LABELS = ("monitor", "benchmark", "endpoint", "scorer")
@@ -62,6 +63,8 @@ class Snapshot:
     # (monitor, endpoint) -> the newest answered run's tokens and cost, and the totals
     last_usage: dict[tuple[str, str], RunUsage] = field(default_factory=dict)
     usage_totals: dict[tuple[str, str], tuple[TokenTotals, float]] = field(default_factory=dict)
+    # (monitor, endpoint, scorer) -> the newest judge-drift sentinel check of a judge scorer
+    judge_checks: dict[tuple[str, str, str], JudgeCheck] = field(default_factory=dict)
 
 
 def build_snapshot(
@@ -73,10 +76,15 @@ def build_snapshot(
     item_totals: Mapping[tuple[str, str, str], tuple[int, int]],
     targets: Sequence[MonitorTarget],
     usage_totals: Mapping[tuple[str, str], tuple[TokenTotals, float]] | None = None,
+    judge_checks: Sequence[JudgeCheck] = (),
 ) -> Snapshot:
     """Assemble the snapshot from store reads (the caller does the I/O, in a thread)."""
     configured = {(t.monitor, t.endpoint) for t in targets}
     snap = Snapshot(targets=list(targets), run_counts=dict(run_counts))
+    for check in sorted(judge_checks, key=lambda c: c.run_id):
+        # a changed judge starts another sentinel history: the newest check wins
+        if (check.monitor, check.endpoint) in configured:
+            snap.judge_checks[check.monitor, check.endpoint, check.scorer] = check
     _served(snap, latest_runs, configured)
     snap.usage_totals = {k: v for k, v in (usage_totals or {}).items() if k in configured}
     for run in latest_runs:
@@ -145,6 +153,7 @@ class StoreCollector(Collector):
         yield from _target_families(snap)
         yield from _served_families(snap)
         yield from _usage_families(snap)
+        yield from _judge_families(snap)
 
 
 def _finite(value: float | None) -> bool:
@@ -330,6 +339,43 @@ def _usage_families(snap: Snapshot) -> Iterator[Metric]:
             tokens_total.add_metric((monitor, endpoint, kind), getattr(totals, kind))
         dollars_total.add_metric((monitor, endpoint), dollars)
     yield from (cost, tokens, tokens_total, dollars_total)
+
+
+def _judge_families(snap: Snapshot) -> Iterator[Metric]:
+    labels = ("monitor", "endpoint", "scorer")
+    agreement = GaugeMetricFamily(
+        "monitor_judge_agreement",
+        "Agreement of a judge scorer's newest calibration re-score with the human labels "
+        "(measure=accuracy or kappa, Cohen's).",
+        labels=(*labels, "measure"),
+    )
+    drift = GaugeMetricFamily(
+        "monitor_judge_drift",
+        "1 when the newest calibration re-score says the judge moved against its own "
+        "earlier verdicts on the same frozen outputs (the scorer's verdict is judge_drift).",
+        labels=labels,
+    )
+    p_value = GaugeMetricFamily(
+        "monitor_judge_drift_p_value",
+        "p-value of the newest judge-drift test (monitor/core/stats/sentinel.py).",
+        labels=labels,
+    )
+    items = GaugeMetricFamily(
+        "monitor_judge_calibration_items",
+        "Calibration items of the newest re-score, by outcome (graded or error).",
+        labels=(*labels, "outcome"),
+    )
+    for key, check in sorted(snap.judge_checks.items()):
+        for measure in ("accuracy", "kappa"):
+            value = getattr(check, measure)
+            if _finite(value):
+                agreement.add_metric((*key, measure), value)
+        drift.add_metric(key, 1.0 if check.moved else 0.0)
+        if _finite(check.p_value):
+            p_value.add_metric(key, check.p_value)  # type: ignore[arg-type]
+        items.add_metric((*key, "graded"), check.n)
+        items.add_metric((*key, "error"), check.errors)
+    yield from (agreement, drift, p_value, items)
 
 
 class Metrics:

@@ -7,14 +7,22 @@ failing: the quiet kind of regression a provider's silent model update causes.
 Requests it has not memorised are classified by keywords (the quick start's items); after
 `regress_after` requests, a fixed `regress_fraction` of those get a wrong label too.
 Other prompts get an echo, which makes the server usable as a latency-only stub.
+
+It also acts as a judge (docs/judges.md): a prompt holding an ``<answer>`` tag, as the
+default judge templates of monitor/core/judging.py do, gets a JSON verdict, from model
+`JUDGE_MODEL_ID`: with a ``<reference>``, pass when the answer contains it as a word; with
+a ``<rubric>`` only, pass when the answer is one of the demo's labels. Judge requests do not
+count towards `regress_after`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import json
 import random
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +32,29 @@ from aiohttp import web
 from monitor.demo.data import generate_items
 
 MODEL_ID = "sim-intents-2024-06"
+JUDGE_MODEL_ID = "sim-judge-2024-06"
 _LABELS = ("refund", "billing", "other")
+_JUDGE_TAG = re.compile(r"<(answer|reference|rubric)>\s*(.*?)\s*</\1>", re.DOTALL)
+_ORDINAL = re.compile(r"an integer from 1 to (\d+)")
+
+
+def judge_verdict(prompt: str) -> str | None:
+    """The simulated judge's JSON answer to a judge prompt; None for any other prompt."""
+    tags = {name: html.unescape(text) for name, text in _JUDGE_TAG.findall(prompt)}
+    if "answer" not in tags:
+        return None
+    answer = tags["answer"].strip().lower()
+    if "reference" in tags:
+        reference = tags["reference"].strip().lower()
+        good = bool(reference) and re.search(rf"\b{re.escape(reference)}\b", answer) is not None
+        reason = "the answer states the reference" if good else "the answer misses the reference"
+    else:
+        good = answer in _LABELS
+        reason = "the answer is one label" if good else "the answer is not one of the labels"
+    ordinal = _ORDINAL.search(prompt)
+    if ordinal:
+        return json.dumps({"reason": reason, "score": int(ordinal.group(1)) if good else 1})
+    return json.dumps({"reason": reason, "verdict": "pass" if good else "fail"})
 
 
 @dataclass(slots=True)
@@ -121,7 +151,8 @@ def build_app(model: SimulatedModel, *, latency: float = 0.0) -> web.Application
     async def reply(prompt: str, kind: str) -> web.Response:
         if latency:
             await asyncio.sleep(latency)
-        text = model.answer(prompt)
+        verdict = judge_verdict(prompt)
+        text = model.answer(prompt) if verdict is None else verdict
         choice: dict[str, object] = (
             {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
             if kind == "chat"
@@ -131,7 +162,7 @@ def build_app(model: SimulatedModel, *, latency: float = 0.0) -> web.Application
             "id": f"sim-{model.requests}",
             "object": "chat.completion" if kind == "chat" else "text_completion",
             "created": int(time.time()),
-            "model": MODEL_ID,
+            "model": MODEL_ID if verdict is None else JUDGE_MODEL_ID,
             "choices": [choice],
             "usage": {
                 "prompt_tokens": len(prompt) // 4,

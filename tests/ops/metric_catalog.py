@@ -49,6 +49,12 @@ CATALOG: dict[str, Metric] = {
     "monitor_config_last_reload_successful": Metric("gauge", ()),
     "monitor_leader": Metric("gauge", ()),
     "monitor_run_in_progress": Metric("gauge", ("monitor", "endpoint")),
+    "monitor_judge_agreement": Metric("gauge", ("monitor", "endpoint", "scorer", "measure")),
+    "monitor_judge_drift": Metric("gauge", ("monitor", "endpoint", "scorer")),
+    "monitor_judge_drift_p_value": Metric("gauge", ("monitor", "endpoint", "scorer")),
+    "monitor_judge_calibration_items": Metric(
+        "gauge", ("monitor", "endpoint", "scorer", "outcome")
+    ),
     # counters (exposed with the _total suffix)
     "monitor_runs_total": Metric("counter", ("monitor", "endpoint", "status")),
     "monitor_items_total": Metric("counter", ("monitor", "benchmark", "endpoint", "outcome")),

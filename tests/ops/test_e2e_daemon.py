@@ -52,11 +52,17 @@ endpoints:
                             output_per_million: 10}}]}}}}
   - {{name: dead, type: openai-chat, url: "http://127.0.0.1:{dead_port}/v1", model: sim,
       timeout: 2s, retries: 0}}
+  # a second simulator, model and judge at once (monitor/demo/simulator.py, judge_verdict):
+  # its requests do not move the first one's scripted regression
+  - {{name: judged-sim, type: openai-chat, url: "{judge_url}", model: sim, concurrency: 8}}
 benchmarks:
   - {{name: intents, data: items.jsonl, prompt: {prompt}, reference: label,
       scorers: [exact_match]}}
   - {{name: intents-small, data: items.jsonl, limit: 20, prompt: {prompt}, reference: label,
       scorers: [exact_match]}}
+  - {{name: intents-judged, data: items.jsonl, limit: 20, prompt: {prompt}, reference: label,
+      scorers: [{{llm_reference: {{endpoint: judged-sim, name: judged,
+                                  calibration: {{data: calibration.jsonl}}}}}}]}}
 monitors:
   - name: fast
     benchmark: intents
@@ -67,6 +73,10 @@ monitors:
   - name: broken
     benchmark: intents-small
     endpoints: [dead]
+    schedule: {{every: 1s}}
+  - name: judged
+    benchmark: intents-judged
+    endpoints: [judged-sim]
     schedule: {{every: 1s}}
 """
 
@@ -87,6 +97,18 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     port = free_port()
     config = tmp / "monitor.yaml"
     sim = Simulator(regress_after=5 * ITEMS)  # stable items start failing at run 6
+    judge_sim = Simulator()
+    calibration = [  # the judge passes an output that states its reference
+        {
+            "id": f"c{k}",
+            "input": f"Request: case {k}",
+            "output": output,
+            "reference": "billing",
+            "label": "pass" if output == "billing" else "fail",
+        }
+        for k, output in enumerate(["billing", "refund", "billing", "billing", "other"] * 4)
+    ]
+    (tmp / "calibration.jsonl").write_text("".join(json.dumps(r) + "\n" for r in calibration))
     daemon: Daemon | None = None
     try:
         config.write_text(
@@ -94,6 +116,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
                 db=tmp / "monitor.db",
                 port=port,
                 url=sim.url,
+                judge_url=judge_sim.url,
                 dead_port=free_port(),  # nothing listens there: connections are refused
                 prompt=json.dumps(PROMPT),
             ),
@@ -109,6 +132,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         if daemon is not None:
             daemon.kill()
         sim.stop()
+        judge_sim.stop()
 
 
 def _is_alert(post: Post, status: str, path: str, alertname: str, **labels: str) -> bool:
