@@ -113,6 +113,7 @@ def build_service(
         judge=StoreJudge(store, clock=clock),
         metrics=metrics,
         alerts=alerts,
+        outputs=store,
         clock=clock,
     )
 

@@ -65,6 +65,21 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--limit", type=int, default=20, help="how many of the newest runs")
     rs.add_argument("--format", choices=["table", "json"], default="table", help="output format")
 
+    rsc = with_config(
+        sub.add_parser(
+            "rescore",
+            help="apply a scorer (a judge too) to the outputs stored runs hold; no model call",
+        )
+    )
+    rsc.add_argument("runs", type=int, nargs="+", help="run ids")
+    rsc.add_argument(
+        "--scorer",
+        required=True,
+        help="a scorer as in a benchmark's `scorers:` list, in YAML: exact_match, or "
+        "'{llm_rubric: {endpoint: judge, rubric: \"...\", name: helpful-v2}}'",
+    )
+    rsc.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+
     cp = with_config(
         sub.add_parser(
             "compare",
@@ -493,6 +508,55 @@ def _judges_table(docs: Sequence[Mapping[str, Any]]) -> Any:
     return table
 
 
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from monitor.app import cli_service, open_settings_store
+    from monitor.config import scorer_option
+    from monitor.documents import rescore_document
+
+    settings = _settings(args.config)
+    spec = scorer_option(settings, args.scorer)
+    store = open_settings_store(settings)
+
+    async def rescore() -> list[Any]:
+        async with cli_service(settings, store) as service:
+            return await service.rescore(args.runs, spec)
+
+    try:
+        done = asyncio.run(rescore())
+        own = store.run_scores(args.runs)
+    finally:
+        store.close()
+    docs = [rescore_document(r) for r in done]
+    if args.format == "json":
+        print(json.dumps({"rescores": docs}, indent=2))
+        return EXIT_OK
+    table = Table(title=f"rescore with {spec.name} ({spec.kind})")
+    for col in ("run", "stored score", "rescored [95% CI]", "scored", "errors", "no output"):
+        table.add_column(col)
+    for d in docs:
+        before = next((s for s in own.get(d["run_id"], []) if s.scorer == spec.name), None)
+        table.add_row(
+            str(d["run_id"]),
+            "-" if before is None else _fmt(before.value),
+            "-"
+            if d["value"] is None
+            else f"{_fmt(d['value'])} [{_fmt(d['ci_lower'])}, {_fmt(d['ci_upper'])}]",
+            str(d["n"]),
+            str(d["errors"]),
+            str(d["skipped"]),
+        )
+    console = Console(width=160 if not sys.stdout.isatty() else None)
+    console.print(table)
+    console.print(
+        escape(f"stored as re-score {', '.join(str(d['id']) for d in docs)}; no model request sent")
+    )
+    return EXIT_OK
+
+
 def _served(doc: Mapping[str, Any]) -> str:
     """The model (and system fingerprint) most answers carried; `changed` after a change."""
     from monitor.core.fingerprint import Fingerprint
@@ -821,6 +885,7 @@ _COMMANDS = {
     "run": cmd_run,
     "runs": cmd_runs,
     "compare": cmd_compare,
+    "rescore": cmd_rescore,
     "leaderboard": cmd_leaderboard,
     "baseline": cmd_baseline,
     "db": cmd_db,

@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.bounded_yaml import build_data, compose, format_path
+from monitor.bounded_yaml import build_data, compose, format_path, load
 from monitor.core.judging import JUDGE_KINDS, judge_spec
 from monitor.core.model import Benchmark, Item, ScorerSpec
 from monitor.core.scoring import SCORER_KINDS, build_scorer
@@ -688,6 +688,28 @@ def judge_identity(
         "scale": judge.scale.label(),
         "votes": judge.votes,
     }
+
+
+def scorer_option(settings: Settings, value: object, where: str = "--scorer") -> ScorerSpec:
+    """A scorer given outside the config file (`monitor rescore --scorer`, the rescore API):
+    YAML or JSON text or the parsed value, as in a benchmark's `scorers:` list, checked the
+    same way; a judge scorer's endpoint must exist and its identity is stamped."""
+    if isinstance(value, str):
+        value = load(value, where)  # ConfigError "--scorer:1: invalid YAML: ..."
+    try:
+        spec = _parse_scorer(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if spec.kind not in JUDGE_KINDS:
+        return spec
+    name = judge_spec(spec).endpoint
+    endpoints = {e.name: e for e in settings.endpoints}
+    if name not in endpoints:
+        known = ", ".join(sorted(endpoints)) or "none"
+        raise ConfigError(
+            f"{where}: scorer {spec.name!r}: unknown judge endpoint {name!r} (known: {known})"
+        )
+    return replace(spec, judge=judge_identity(endpoints[name], spec, settings.secrets))
 
 
 def _judges(settings: Settings, loc: _Located, secrets: Collection[str]) -> Settings:

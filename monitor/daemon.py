@@ -35,6 +35,7 @@ from monitor.api import create_api, serve_api
 from monitor.clock import utc_now
 from monitor.config import Settings, mask_secrets
 from monitor.core.alerts import Alert
+from monitor.core.model import Rescore, ScorerSpec
 from monitor.errors import BudgetExhaustedError, MonitorError
 from monitor.housekeeping import RecordAndPrune
 from monitor.leadership import Leadership
@@ -390,6 +391,11 @@ class Daemon:
         )
 
     # ------------------------------------------------------------------ config
+
+    async def rescore(self, run_ids: Sequence[int], spec: ScorerSpec) -> list[Rescore]:
+        """Apply a scorer to stored outputs (`POST /api/v1/rescores`); judge calls share
+        the judge endpoint's client, and so its limits, with the scheduled runs."""
+        return await self.service.rescore(run_ids, spec)
 
     async def reload(self) -> tuple[bool, str]:
         """Re-read the config file; on any error keep the running config."""

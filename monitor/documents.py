@@ -13,12 +13,13 @@ from typing import Any
 from monitor.core.cost import RunUsage
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.judging import JudgeCheck
-from monitor.core.model import Run, ScoreSummary, Verdict
+from monitor.core.model import Rescore, Run, ScoreSummary, Verdict
 
 __all__ = [
     "json_float",
     "judge_check_document",
     "judges_document",
+    "rescore_document",
     "run_document",
     "usage_document",
     "verdict_document",
@@ -148,3 +149,26 @@ def verdict_document(v: Verdict) -> dict[str, Any]:
 def json_float(value: float | None) -> float | None:
     """A float for JSON: NaN has no JSON form, and None says "not computed" to every reader."""
     return None if value is None or math.isnan(value) else value
+
+
+def rescore_document(rescore: Rescore, *, items: bool = False) -> dict[str, Any]:
+    """One re-score of a run's stored outputs; with `items`, its per-item scores and the
+    judge's reasons."""
+    s = rescore.summary
+    doc: dict[str, Any] = {
+        "id": rescore.id,
+        "run_id": rescore.run_id,
+        "scorer": rescore.scorer,
+        "scorer_id": rescore.scorer_id,
+        "created_at": None if rescore.created_at is None else rescore.created_at.isoformat(),
+        "value": None if s is None else json_float(s.value),
+        "ci_lower": None if s is None else json_float(s.ci_lower),
+        "ci_upper": None if s is None else json_float(s.ci_upper),
+        "n": 0 if s is None else s.n,
+        "errors": rescore.errors,
+        "skipped": rescore.skipped,
+    }
+    if items:
+        doc["scores"] = dict(rescore.scores)
+        doc["judgments"] = {k: dict(v) for k, v in rescore.judgments.items()}
+    return doc

@@ -4,6 +4,7 @@ Split by who handles an error and whether retrying helps::
 
     MonitorError
     ├── ConfigError              bad YAML, field or reference: fatal at start, ignored on reload
+    │   └── MissingRunError          a run id the command or request names is not stored
     ├── BenchmarkError           unreadable data file, bad line, missing template field
     ├── EndpointError            one request failed; carries the ErrorKind recorded on the item
     │   ├── TransientEndpointError   timeout, connect, 429, 5xx: retried with backoff
@@ -26,6 +27,10 @@ class MonitorError(Exception):
 
 class ConfigError(MonitorError):
     """The configuration cannot be used; the message names file, line and field."""
+
+
+class MissingRunError(ConfigError):
+    """A run id given to a command or an API route names no stored run."""
 
 
 class BenchmarkError(MonitorError):

@@ -23,6 +23,7 @@ from monitor.core.model import (
     Benchmark,
     Item,
     ItemResult,
+    Rescore,
     Response,
     Run,
     RunStatus,
@@ -43,6 +44,7 @@ __all__ = [
     "JudgeStore",
     "LeaderLock",
     "PrunableStore",
+    "RescoreStore",
     "RunMetrics",
     "RunStore",
     "ScorerInfo",
@@ -126,6 +128,23 @@ class RunStore(Protocol):
     ) -> Run: ...
 
     def usage_since(self, monitor: str, since: datetime) -> tuple[TokenTotals, float]: ...
+
+
+class RescoreStore(Protocol):
+    """What re-scoring reads (a finished run's stored outputs and items) and writes
+    (scores beside the run's own)."""
+
+    def get_runs(self, run_ids: Sequence[int]) -> dict[int, Run]: ...
+
+    def item_results(
+        self, run_id: int, *, limit: int | None = None, offset: int = 0
+    ) -> list[ItemResult]: ...
+
+    def items_by_key(
+        self, benchmark: str, version: str, keys: Iterable[str] | None = None
+    ) -> dict[str, Item]: ...
+
+    def save_rescore(self, rescore: Rescore, now: datetime) -> int: ...
 
 
 class Pricer(Protocol):

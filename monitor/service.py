@@ -18,7 +18,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,9 +44,9 @@ from monitor.core.cost import (
 )
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.judging import JUDGE_KINDS, CalibrationSpec, JudgeSpec, judge_spec, label_score
-from monitor.core.model import Benchmark, RunStatus, ScorerSpec
-from monitor.core.scoring import Scorer, build_scorer
-from monitor.errors import BenchmarkError, BudgetExhaustedError, ConfigError
+from monitor.core.model import Benchmark, Item, Rescore, Run, RunStatus, ScorerSpec
+from monitor.core.scoring import Scorer, build_scorer, summarize_scores
+from monitor.errors import BenchmarkError, BudgetExhaustedError, ConfigError, MissingRunError
 from monitor.grading import CalibrationItem, CalibrationSet, JudgeScorer
 from monitor.log import mask_url_credentials
 from monitor.ports import (
@@ -57,6 +57,7 @@ from monitor.ports import (
     EndpointFactory,
     Judge,
     Pricer,
+    RescoreStore,
     RunHistory,
     RunMetrics,
     RunStore,
@@ -213,9 +214,11 @@ class RunService:
         judge: Judge | None = None,
         metrics: RunMetrics | None = None,
         alerts: AlertSink | None = None,
+        outputs: RescoreStore | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._store = store
+        self._outputs = outputs  # stored outputs, for `rescore`
         self._settings = settings
         self._endpoints = endpoints
         self._benchmarks = benchmarks
@@ -440,6 +443,99 @@ class RunService:
     async def record_pending(self) -> int:
         """Write run states the store refused earlier; returns how many remain."""
         return await self._runner.record_pending()
+
+    async def rescore(self, run_ids: Sequence[int], spec: ScorerSpec) -> list[Rescore]:
+        """Apply `spec` (a judge included) to the outputs the runs stored, and store the
+        scores beside theirs. No model request is sent; a judge's go through its
+        endpoint's shared client, within its limits. ConfigError names a missing run or
+        a run whose benchmark is no longer configured (its prompt is needed)."""
+        if self._outputs is None:
+            raise ConfigError("re-scoring needs the store of the runs' outputs")
+        settings, store = self._settings(), self._outputs
+        runs = await asyncio.to_thread(store.get_runs, list(run_ids))
+        missing = [rid for rid in run_ids if rid not in runs]
+        if missing:
+            raise MissingRunError(f"no run {', '.join(map(str, missing))} in the store")
+        out = []
+        for rid in run_ids:
+            run = runs[rid]
+            try:
+                bench_settings = settings.benchmark(run.benchmark)
+            except ConfigError:
+                raise ConfigError(
+                    f"run {rid}: benchmark {run.benchmark!r} is not in the configuration; "
+                    "re-scoring renders its prompt for the judge"
+                ) from None
+            rescore = await self._rescore_run(store, settings, bench_settings, run, spec)
+            new_id = await asyncio.to_thread(store.save_rescore, rescore, self._clock())
+            out.append(replace(rescore, id=new_id))
+        return out
+
+    async def _rescore_run(
+        self,
+        store: RescoreStore,
+        settings: Settings,
+        bench_settings: BenchmarkSettings,
+        run: Run,
+        spec: ScorerSpec,
+    ) -> Rescore:
+        results = await asyncio.to_thread(store.item_results, run.id)
+        stored = await asyncio.to_thread(store.items_by_key, run.benchmark, run.benchmark_version)
+        # the prompt is not stored: it is rendered again from the configured benchmark
+        loaded = await asyncio.to_thread(self._benchmarks, bench_settings)
+        prompts = {it.key: it for it in loaded.items}
+        answered = [r for r in results if r.output is not None]
+        scores: dict[str, float] = {}
+        judgments: dict[str, dict[str, Any]] = {}
+        errors = 0
+
+        def item_of(key: str) -> Item:
+            base = stored.get(key) or Item(key=key, fields={})
+            shown = prompts.get(key)
+            return replace(
+                base,
+                prompt=shown.prompt if shown is not None else None,
+                messages=shown.messages if shown is not None else (),
+            )
+
+        if spec.kind in JUDGE_KINDS:
+            plain = replace(
+                spec, params={k: v for k, v in spec.params.items() if k != "calibration"}
+            )
+            grader = await self._grader(settings, bench_settings, plain)
+            graded = await asyncio.gather(
+                *(grader.grade(item_of(r.item_key), r.output or "") for r in answered)
+            )
+            binary = grader.binary
+            for r, g in zip(answered, graded, strict=True):
+                if g.score is None:
+                    errors += 1
+                    judgments[r.item_key] = {"error": g.error}
+                else:
+                    scores[r.item_key] = g.score
+                    judgments[r.item_key] = {"reason": g.reason, "votes": list(g.votes)}
+        else:
+            scorer = build_scorer(spec)
+            binary = scorer.binary
+            for r in answered:
+                try:
+                    scores[r.item_key] = scorer(r.output or "", item_of(r.item_key).reference)
+                except Exception as exc:  # noqa: BLE001 - a custom scorer's bug is one item's
+                    errors += 1
+                    judgments[r.item_key] = {"error": f"{type(exc).__name__}: {exc}"}
+        summary = (
+            summarize_scores(spec.name, list(scores.values()), binary=binary) if scores else None
+        )
+        return Rescore(
+            run_id=run.id,
+            scorer=spec.name,
+            scorer_id=_scorer_id(spec),
+            summary=summary,
+            scores=scores,
+            judgments=judgments,
+            errors=errors,
+            skipped=len(results) - len(answered),
+        )
 
 
 @dataclass(frozen=True, slots=True)

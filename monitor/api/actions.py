@@ -20,7 +20,10 @@ from monitor.api.deps import (
     problems,
 )
 from monitor.clock import utc_now
+from monitor.config import scorer_option
 from monitor.core.model import RunStatus
+from monitor.documents import rescore_document
+from monitor.errors import MissingRunError, MonitorError, StorageError
 from monitor.judge import rebaseline
 from monitor.scheduling import RunSpec
 
@@ -33,6 +36,14 @@ class BaselineRequest(BaseModel):
     monitor: str = Field(pattern=NAME)
     endpoint: str = Field(pattern=NAME)
     run_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=100)
+
+
+class RescoreRequest(BaseModel):
+    """Apply one scorer (a judge too) to the outputs these runs stored."""
+
+    run_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=100)
+    # as in a benchmark's `scorers:` list: "exact_match", {"llm_rubric": {...}}, or YAML text
+    scorer: str | dict[str, Any]
 
 
 class ReloadResult(BaseModel):
@@ -64,6 +75,21 @@ async def trigger(
         for ep in chosen
     ]
     return {"monitor": name, "runs": results}
+
+
+@router.post("/api/v1/rescores", status_code=201, responses=problems(401, 403, 404, 413, 422, 503))
+async def rescore(request: RescoreRequest, daemon: Daemon, _: Authorized) -> dict[str, Any]:
+    """New score rows beside the runs' own; no request reaches a model endpoint."""
+    try:
+        spec = scorer_option(daemon.settings, request.scorer, where="scorer")
+        done = await daemon.rescore(request.run_ids, spec)
+    except MissingRunError as exc:
+        raise HTTPException(404, masked(daemon, str(exc))) from None
+    except StorageError:
+        raise  # the app's handler answers 503
+    except MonitorError as exc:
+        raise HTTPException(422, masked(daemon, str(exc))) from None
+    return {"rescores": [rescore_document(r) for r in done]}
 
 
 @router.post("/api/v1/baselines", responses=problems(400, 401, 403, 404, 409, 413, 422, 503))

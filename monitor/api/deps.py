@@ -4,6 +4,7 @@ name and id parameter types, and the documented error answers."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 from monitor.config import Settings
 from monitor.core.alerts import Alert
+from monitor.core.model import Rescore, ScorerSpec
 from monitor.log import Redactor
 from monitor.scheduling import RunSpec
 from monitor.storage import SqlStore
@@ -47,6 +49,8 @@ class DaemonView(Protocol):
     async def submit(self, spec: RunSpec) -> str: ...
 
     async def reload(self) -> tuple[bool, str]: ...
+
+    async def rescore(self, run_ids: Sequence[int], spec: ScorerSpec) -> list[Rescore]: ...
 
 
 class Problem(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from monitor.api.deps import Daemon, NameFilter, RunId, Store, masked, problems
 from monitor.core.model import ItemResult, Run, RunStatus
-from monitor.documents import run_document
+from monitor.documents import rescore_document, run_document
 from monitor.storage import SqlStore
 
 router = APIRouter(prefix="/api/v1")
@@ -57,6 +57,24 @@ async def run(run_id: RunId, db: Store) -> dict[str, Any]:
     if doc is None:
         raise HTTPException(404, f"no run {run_id}")
     return doc
+
+
+@router.get("/runs/{run_id}/rescores", responses=problems(404, 422, 503))
+async def run_rescores(
+    run_id: RunId, db: Store, *, items: Annotated[bool, Query()] = False
+) -> dict[str, Any]:
+    """The scorers applied to this run's stored outputs afterwards, oldest first; with
+    `items=true` their per-item scores and a judge's reasons."""
+
+    def read() -> list[dict[str, Any]] | None:
+        if db.get_run(run_id) is None:
+            return None
+        return [rescore_document(r, items=items) for r in db.rescores([run_id]).get(run_id, [])]
+
+    docs = await asyncio.to_thread(read)
+    if docs is None:
+        raise HTTPException(404, f"no run {run_id}")
+    return {"run_id": run_id, "rescores": docs}
 
 
 @router.get("/runs/{run_id}/items", responses=problems(404, 422, 503))

@@ -185,6 +185,23 @@ class ScoreSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Rescore:
+    """A scorer applied afterwards to one run's stored outputs (`monitor rescore`): kept
+    beside the run's own scores, never over them, and never judged for drift."""
+
+    run_id: int
+    scorer: str
+    scorer_id: str  # name=kind plus parameters and, for a judge, its judge's identity
+    summary: ScoreSummary | None  # None when no stored output could be scored
+    scores: Mapping[str, float]  # item key -> score
+    judgments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    errors: int = 0  # outputs the scorer (its judge) gave no score for
+    skipped: int = 0  # items of the run without a stored output (errored or pruned)
+    id: int = 0
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     """One execution of a monitor's benchmark version against one endpoint."""
 

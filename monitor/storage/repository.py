@@ -43,6 +43,7 @@ from monitor.core.model import (
     ErrorKind,
     Item,
     ItemResult,
+    Rescore,
     Run,
     RunStatus,
     ScoreSummary,
@@ -320,6 +321,30 @@ def _judge_check_from(row: RowMapping) -> JudgeCheck:
         agreement=dict(row["agreement"] or {}),
         drift=dict(row["drift"] or {}),
         run_id=row["run_id"],
+    )
+
+
+def _rescore_from(row: RowMapping) -> Rescore:
+    summary = None
+    if row["value"] is not None:
+        summary = ScoreSummary(
+            row["scorer"],
+            row["value"],
+            _nan_if_none(row["ci_lower"]),
+            _nan_if_none(row["ci_upper"]),
+            row["n"],
+        )
+    return Rescore(
+        run_id=row["run_id"],
+        scorer=row["scorer"],
+        scorer_id=row["scorer_id"],
+        summary=summary,
+        scores={str(k): float(v) for k, v in (row["scores"] or {}).items()},
+        judgments=dict(row["judgments"] or {}),
+        errors=row["errors"],
+        skipped=row["skipped"],
+        id=row["id"],
+        created_at=row["created_at"],
     )
 
 
@@ -1044,6 +1069,44 @@ class SqlStore(EngineAccess):
         with self._read("read judge checks") as conn:
             for row in conn.execute(query).mappings():
                 out.setdefault(row["run_id"], []).append(_judge_check_from(row))
+        return out
+
+    def save_rescore(self, rescore: Rescore, now: datetime) -> int:
+        """Store one re-score of a run's outputs beside its own scores; returns its id."""
+        summary = rescore.summary
+        row = {
+            "run_id": rescore.run_id,
+            "scorer": rescore.scorer,
+            "scorer_id": rescore.scorer_id,
+            "created_at": now,
+            "value": None if summary is None else summary.value,
+            "ci_lower": None if summary is None else summary.ci_lower,
+            "ci_upper": None if summary is None else summary.ci_upper,
+            "n": 0 if summary is None else summary.n,
+            "errors": rescore.errors,
+            "skipped": rescore.skipped,
+            "scores": dict(rescore.scores),
+            "judgments": {k: dict(v) for k, v in rescore.judgments.items()},
+        }
+        with self._write(f"save a re-score of run {rescore.run_id}") as conn:
+            new_id = conn.execute(
+                sa.insert(t.rescore).values(row).returning(t.rescore.c.id)
+            ).scalar_one()
+        return int(new_id)
+
+    def rescores(self, run_ids: Sequence[int]) -> dict[int, list[Rescore]]:
+        """The re-scores of some runs, oldest first per run."""
+        if not run_ids:
+            return {}
+        query = (
+            sa.select(t.rescore)
+            .where(t.rescore.c.run_id.in_(list(run_ids)))
+            .order_by(t.rescore.c.id)
+        )
+        out: dict[int, list[Rescore]] = {}
+        with self._read("read re-scores") as conn:
+            for row in conn.execute(query).mappings():
+                out.setdefault(row["run_id"], []).append(_rescore_from(row))
         return out
 
     def latest_judge_checks(self) -> list[JudgeCheck]:

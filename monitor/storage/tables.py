@@ -298,6 +298,27 @@ class JudgeCheckRow(StorageModel, table=True):
     drift: dict[str, Any] = Field(sa_type=sa.JSON)
 
 
+class RescoreRow(StorageModel, table=True):
+    """A scorer applied to a run's stored outputs after the run (migration 0006): new
+    score rows beside the run's own, which it never changes."""
+
+    __tablename__ = "rescore"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", ondelete="CASCADE", index=True)
+    scorer: str = Field(sa_type=sa.String)
+    scorer_id: str = Field(sa_type=sa.Text)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    value: float | None = Field(default=None, sa_type=FiniteFloat)
+    ci_lower: float | None = Field(default=None, sa_type=FiniteFloat)
+    ci_upper: float | None = Field(default=None, sa_type=FiniteFloat)
+    n: int
+    errors: int
+    skipped: int
+    scores: dict[str, float] = Field(sa_type=sa.JSON)
+    judgments: dict[str, Any] = Field(sa_type=sa.JSON)
+
+
 class AlertRow(StorageModel, table=True):
     """The state of one built-in alert, deduplicated by its label fingerprint."""
 
@@ -334,3 +355,4 @@ baseline = _table(BaselineRow)
 sequential_state = _table(SequentialStateRow)
 alert = _table(AlertRow)
 judge_check = _table(JudgeCheckRow)
+rescore = _table(RescoreRow)

@@ -20,7 +20,7 @@ import pytest
 
 from monitor.api import create_api
 from monitor.app import build_daemon
-from monitor.config import load_settings
+from monitor.config import load_settings, scorer_option
 from monitor.core.model import ErrorKind, Run, RunStatus, VerdictKind
 from monitor.daemon import Daemon
 from monitor.errors import BenchmarkError
@@ -33,7 +33,7 @@ N_CALIBRATION = 60
 
 CONFIG = """\
 storage: {{url: "sqlite:///{db}"}}
-server: {{listen: "127.0.0.1:1"}}
+server: {{listen: "127.0.0.1:1", api_token: "${{JUDGE_TEST_TOKEN}}"}}
 endpoints:
   - {{name: model, type: openai-chat, url: "{url}/model/v1", model: m, retries: 0,
       concurrency: 4}}
@@ -112,8 +112,12 @@ async def chat() -> AsyncIterator[ScriptedChat]:
     await server.stop()
 
 
+TOKEN = "judge-test-token-0123456789"
+
+
 @pytest.fixture
-def setup(tmp_path: Path, chat: ScriptedChat) -> Setup:
+def setup(tmp_path: Path, chat: ScriptedChat, monkeypatch: pytest.MonkeyPatch) -> Setup:
+    monkeypatch.setenv("JUDGE_TEST_TOKEN", TOKEN)
     return Setup(tmp_path, chat)
 
 
@@ -378,3 +382,104 @@ class TestSentinel:
         models = [verdicts_of(daemon, r)["correct"].verdict for r in done]
         assert VerdictKind.JUDGE_DRIFT not in models
         assert VerdictKind.REGRESSED not in models
+
+
+class TestRescore:
+    async def test_rescore_judges_stored_outputs_without_calling_the_model(
+        self, daemon: Daemon, setup: Setup, chat: ScriptedChat
+    ) -> None:
+        done = await runs(daemon, setup, 2)
+        before = {r.id: daemon.store.item_results(r.id) for r in done}
+        own = daemon.store.run_scores([r.id for r in done])
+        models, judges = chat.model_requests, chat.judge_requests
+        chat.strict = {answer(k) for k in range(5)}  # the new judge fails 5 of 20 answers
+        spec = scorer_option(
+            daemon.settings,
+            "{llm_reference: {endpoint: judge, name: strict-v2, votes: 1}}",
+        )
+        rescored = await daemon.rescore([r.id for r in done], spec)
+        assert chat.model_requests == models  # no request reached the model endpoint
+        assert chat.judge_requests == judges + 2 * N_ITEMS  # no calibration re-score
+        assert [r.run_id for r in rescored] == [r.id for r in done]
+        for r in rescored:
+            assert r.summary is not None
+            assert r.summary.value == pytest.approx(15 / N_ITEMS)
+            assert (r.errors, r.skipped) == (0, 0)
+            assert r.judgments["i0"]["reason"] == "scripted: fail"
+            assert '"model": "judge-1"' in r.scorer_id
+        # the runs' own rows are untouched; the new ones are stored beside them
+        assert {r.id: daemon.store.item_results(r.id) for r in done} == before
+        assert daemon.store.run_scores([r.id for r in done]) == own
+        stored = daemon.store.rescores([done[0].id])[done[0].id]
+        assert [(s.scorer, s.scores["i0"], s.scores["i7"]) for s in stored] == [
+            ("strict-v2", 0.0, 1.0)
+        ]
+
+    async def test_the_rescore_api_and_a_deterministic_scorer(
+        self, daemon: Daemon, setup: Setup, chat: ScriptedChat
+    ) -> None:
+        (run,) = await runs(daemon, setup, 1)
+        models = chat.model_requests
+        transport = httpx.ASGITransport(app=create_api(daemon))
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=auth
+        ) as client:
+            created = await client.post(
+                "/api/v1/rescores",
+                json={"run_ids": [run.id], "scorer": {"contains": {"name": "has_ref"}}},
+            )
+            listed = await client.get(f"/api/v1/runs/{run.id}/rescores", params={"items": True})
+            missing = await client.post(
+                "/api/v1/rescores", json={"run_ids": [run.id + 99], "scorer": "exact_match"}
+            )
+            unknown = await client.post(
+                "/api/v1/rescores",
+                json={
+                    "run_ids": [run.id],
+                    "scorer": {"llm_rubric": {"endpoint": "nope", "rubric": "r"}},
+                },
+            )
+        assert created.status_code == 201, created.text
+        (doc,) = created.json()["rescores"]
+        assert (doc["scorer"], doc["value"], doc["n"]) == ("has_ref", 1.0, N_ITEMS)
+        assert listed.json()["rescores"][0]["scores"]["i3"] == 1.0
+        assert missing.status_code == 404
+        assert f"no run {run.id + 99}" in missing.json()["detail"]
+        assert unknown.status_code == 422
+        assert "unknown judge endpoint 'nope'" in unknown.json()["detail"]
+        assert chat.model_requests == models
+
+    async def test_monitor_rescore_on_the_command_line(
+        self, daemon: Daemon, setup: Setup, chat: ScriptedChat
+    ) -> None:
+        done = await runs(daemon, setup, 2)
+        models, judges = chat.model_requests, chat.judge_requests
+        ids = [str(r.id) for r in done]
+        spec = "{llm_reference: {endpoint: judge, name: correct-v2}}"
+        command = [sys.executable, "-m", "monitor", "rescore", *ids, "--scorer", spec]
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            [*command, "--config", str(setup.config), "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert listed.returncode == 0, listed.stderr
+        docs = json.loads(listed.stdout)["rescores"]
+        assert [(d["run_id"], d["scorer"], d["value"]) for d in docs] == [
+            (r.id, "correct-v2", 1.0) for r in done
+        ]
+        assert chat.model_requests == models
+        assert chat.judge_requests == judges + 2 * N_ITEMS
+        bad = await asyncio.to_thread(
+            subprocess.run,
+            [*command[:4], "999", "--scorer", "exact_match", "--config", str(setup.config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert bad.returncode == 2
+        assert "no run 999 in the store" in bad.stderr

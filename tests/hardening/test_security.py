@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,7 +47,7 @@ from monitor.config import (
     mask_secrets,
     parse_settings,
 )
-from monitor.core.model import ErrorKind, Item, ItemResult
+from monitor.core.model import ErrorKind, Item, ItemResult, Rescore, ScorerSpec
 from monitor.demo.data import PROMPT, write_items
 from monitor.endpoints import HttpClient, build_endpoint
 from monitor.errors import BenchmarkError, ConfigError
@@ -1071,6 +1071,9 @@ class FakeDaemon:
 
     async def reload(self) -> tuple[bool, str]:
         return self.reload_answer
+
+    async def rescore(self, run_ids: Sequence[int], spec: ScorerSpec) -> list[Rescore]:
+        raise AssertionError("not called by these tests")
 
 
 UNIT_CONFIG = """\
