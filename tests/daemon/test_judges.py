@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,7 @@ from monitor.daemon import Daemon
 from monitor.errors import BenchmarkError
 from monitor.notify import Notifier
 from monitor.scheduling import fire
+from tests.daemon.harness import Simulator
 from tests.fakes import ManualClock, RecordingSleep, ScriptedChat
 
 N_ITEMS = 20
@@ -483,3 +485,35 @@ class TestRescore:
         )
         assert bad.returncode == 2
         assert "no run 999 in the store" in bad.stderr
+
+
+class TestExample:
+    def test_the_judged_example_runs_against_the_demo_endpoint(self, tmp_path: Path) -> None:
+        """examples/judged.yaml with `monitor demo-endpoint` as model and judge: the judge
+        agrees with the exact match, and with every human label of the calibration set."""
+        examples = Path(__file__).resolve().parents[2] / "examples"
+        for name in ("support_intents.jsonl", "judge_calibration.jsonl"):
+            (tmp_path / name).write_bytes((examples / name).read_bytes())
+        text = (examples / "judged.yaml").read_text(encoding="utf-8")
+        config = tmp_path / "judged.yaml"
+        sim = Simulator()
+        try:
+            config.write_text(text.replace("http://127.0.0.1:8089/v1", sim.url), "utf-8")
+            command = ["run", "intents-judged", "--config", str(config), "--format", "json"]
+            done = subprocess.run(
+                [sys.executable, "-m", "monitor", *command],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+                env={**os.environ, "MONITOR_DB": f"sqlite:///{tmp_path / 'm.db'}"},
+            )
+        finally:
+            sim.stop()
+        assert done.returncode == 0, done.stderr
+        (run,) = json.loads(done.stdout)["runs"]
+        assert run["status"] == "succeeded"
+        assert run["scores"]["correct"]["value"] == run["scores"]["exact_match"]["value"]
+        sentinel = run["verdicts"]["correct:judge"]
+        assert sentinel["verdict"] == "ok"
+        assert "agreement with the human labels 100.0%" in sentinel["detail"]
