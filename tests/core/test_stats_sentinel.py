@@ -106,3 +106,17 @@ class TestDrift:
 
 def test_default_alpha_keeps_30_rescores_under_one_percent() -> None:
     assert 1 - (1 - DEFAULT_ALPHA) ** 30 < 0.01
+
+
+def test_the_null_rate_comes_from_the_deeper_half_of_the_history() -> None:
+    """Flips seen only while items were young in the history (ambiguous items that agreed
+    with themselves once) do not count towards the null of items stable in all of it."""
+    from monitor.core.stats.sentinel import _past_leaves  # noqa: PLC0415
+
+    keys = [f"k{i}" for i in range(100)]
+    first = dict.fromkeys(keys, 1.0)
+    later = {k: 0.0 if i < 20 else 1.0 for i, k in enumerate(keys)}
+    # j = 2 and 3: 80 items stable before each, none leaves; j = 1 (20 leaves) is left out
+    assert _past_leaves([first, later, later, later], keys) == (0, 160)
+    # with two re-scores the one transition is the whole evidence
+    assert _past_leaves([first, later], keys) == (20, 100)
