@@ -696,9 +696,20 @@ def scorer_option(settings: Settings, value: object, where: str = "--scorer") ->
     same way; a judge scorer's endpoint must exist and its identity is stamped."""
     if isinstance(value, str):
         value = load(value, where)  # ConfigError "--scorer:1: invalid YAML: ..."
+    kind = next(iter(value), None) if isinstance(value, Mapping) and len(value) == 1 else value
+    if not isinstance(kind, str):
+        raise ConfigError(f"{where}: a scorer is a name or a mapping {{kind: {{params}}}}")
+    configured = {s.kind for b in settings.benchmarks for s in b.scorers}
+    if kind not in SCORER_KINDS | set(JUDGE_KINDS) | configured:
+        # importing a module named in a request would run its code: custom scorers come
+        # from the config file only
+        raise ConfigError(
+            f"{where}: unknown scorer kind {kind!r}: a custom scorer must be configured in "
+            "a benchmark first"
+        )
     try:
         spec = _parse_scorer(value)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
     if spec.kind not in JUDGE_KINDS:
         return spec

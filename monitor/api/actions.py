@@ -77,7 +77,9 @@ async def trigger(
     return {"monitor": name, "runs": results}
 
 
-@router.post("/api/v1/rescores", status_code=201, responses=problems(401, 403, 404, 413, 422, 503))
+@router.post(
+    "/api/v1/rescores", status_code=201, responses=problems(400, 401, 403, 404, 413, 422, 503)
+)
 async def rescore(request: RescoreRequest, daemon: Daemon, _: Authorized) -> dict[str, Any]:
     """New score rows beside the runs' own; no request reaches a model endpoint."""
     try:
