@@ -435,6 +435,9 @@ class TestRescore:
             missing = await client.post(
                 "/api/v1/rescores", json={"run_ids": [run.id + 99], "scorer": "exact_match"}
             )
+            custom = await client.post(
+                "/api/v1/rescores", json={"run_ids": [run.id], "scorer": "os:system"}
+            )
             unknown = await client.post(
                 "/api/v1/rescores",
                 json={
@@ -448,6 +451,9 @@ class TestRescore:
         assert listed.json()["rescores"][0]["scores"]["i3"] == 1.0
         assert missing.status_code == 404
         assert f"no run {run.id + 99}" in missing.json()["detail"]
+        # a request never names a module to import: custom scorers come from the config
+        assert custom.status_code == 422
+        assert "a custom scorer must be configured in a benchmark first" in custom.text
         assert unknown.status_code == 422
         assert "unknown judge endpoint 'nope'" in unknown.json()["detail"]
         assert chat.model_requests == models
