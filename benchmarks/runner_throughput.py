@@ -9,6 +9,7 @@ cost is not counted.
 
     python benchmarks/runner_throughput.py            # prints and updates docs/performance.md
     python benchmarks/runner_throughput.py --quick    # smaller N, no docs update
+    python benchmarks/runner_throughput.py --judged   # with an LLM judge on its own server
 """
 
 from __future__ import annotations
@@ -42,6 +43,19 @@ _RESPONSE = (
     + b"\r\n\r\n"
     + _BODY
 )
+# the stand-in judge's answer: a pass verdict as JSON (monitor/core/judging.py reads it)
+_JUDGE_BODY = (
+    b'{"id":"j","object":"chat.completion","model":"judge","choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":"{\\"verdict\\": \\"pass\\", '
+    b'\\"reason\\": \\"ok\\"}"},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":90,"completion_tokens":9,"total_tokens":99}}'
+)
+_JUDGE_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+    + str(len(_JUDGE_BODY)).encode()
+    + b"\r\n\r\n"
+    + _JUDGE_BODY
+)
 _LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 
 
@@ -53,9 +67,12 @@ class _FixedLatency(asyncio.Protocol):
     handling costs ~0.5 ms per request and, under bursts of 32, adds its own queueing).
     """
 
-    def __init__(self, latency: float, phase: RequestPhase | None = None) -> None:
+    def __init__(
+        self, latency: float, phase: RequestPhase | None = None, body: bytes = _RESPONSE
+    ) -> None:
         self.latency = latency
         self.phase = phase
+        self.body = body
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
 
@@ -78,9 +95,9 @@ class _FixedLatency(asyncio.Protocol):
             if self.phase is not None:
                 self.phase.received()
             if self.latency:
-                asyncio.get_running_loop().call_later(self.latency, answer, _RESPONSE)
+                asyncio.get_running_loop().call_later(self.latency, answer, self.body)
             else:
-                answer(_RESPONSE)
+                answer(self.body)
 
 
 class RequestPhase:
@@ -109,7 +126,7 @@ class RequestPhase:
         return line
 
 
-def serve(latency: float, *, timed: bool = False) -> None:
+def serve(latency: float, *, timed: bool = False, judge: bool = False) -> None:
     """Child process: the fixed-latency server, until stdin closes.
 
     With `timed`, each line read from stdin is answered with the request phase since the
@@ -119,7 +136,10 @@ def serve(latency: float, *, timed: bool = False) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         phase = RequestPhase() if timed else None
-        server = await loop.create_server(lambda: _FixedLatency(latency, phase), "127.0.0.1", 0)
+        body = _JUDGE_RESPONSE if judge else _RESPONSE
+        server = await loop.create_server(
+            lambda: _FixedLatency(latency, phase, body), "127.0.0.1", 0
+        )
         print(server.sockets[0].getsockname()[1], flush=True)
         if phase is None:
             await loop.run_in_executor(None, sys.stdin.read)
@@ -152,6 +172,95 @@ benchmarks:
 monitors:
   - {{name: bench, benchmark: intents, endpoints: [sim]}}
 """
+
+
+JUDGED = """
+storage: {{url: "sqlite:///{db}"}}
+endpoints:
+  - {{name: sim, type: openai-chat, url: "http://127.0.0.1:{port}/v1", model: sim,
+      concurrency: {c}, timeout: 30s, retries: 2}}
+  - {{name: judge, type: openai-chat, url: "http://127.0.0.1:{judge_port}/v1", model: judge,
+      concurrency: {cj}, timeout: 30s, retries: 2}}
+benchmarks:
+  - name: intents
+    data: {data}
+    prompt: "Classify the customer request as refund, billing or other.\\nRequest: {{{{ text }}}}"
+    reference: label
+    scorers: [exact_match, {{llm_reference: {{endpoint: judge, name: judged}}}}]
+monitors:
+  - {{name: bench, benchmark: intents, endpoints: [sim]}}
+"""
+
+
+def _server(latency: float, *, judge: bool = False) -> tuple[subprocess.Popen[str], int]:
+    args = [sys.executable, __file__, "--serve", str(latency), *(["--judge"] if judge else [])]
+    server = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    return server, int(server.stdout.readline())
+
+
+def measure_judged(
+    n: int, latency: float, c: int, judge_latency: float, cj: int
+) -> dict[str, float]:
+    """A run with an LLM-judge scorer on its own stand-in server: judge requests start as
+    each answer arrives, so the limit is max(N*L/C, N*Lj/Cj) (docs/judges.md)."""
+    from monitor.app import cli_service
+    from monitor.config import parse_settings
+    from monitor.demo.data import write_items
+    from monitor.log import configure_logging
+    from monitor.storage import open_store
+
+    configure_logging(level="warning")
+    import monitor.core.policy  # noqa: F401 - paid once per process, as in a daemon
+
+    model, port = _server(latency)
+    judge, judge_port = _server(judge_latency, judge=True)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = write_items(Path(tmp) / "items.jsonl", n)
+            config = JUDGED.format(
+                db=f"{tmp}/m.db", port=port, judge_port=judge_port, c=c, cj=cj, data=data
+            )
+            settings = parse_settings(config)
+            store = open_store(settings.storage.url)
+
+            async def timed() -> tuple[Any, float]:
+                async with cli_service(settings, store) as service:
+                    plan = await service.plan("bench", "sim")
+                    wall0 = time.perf_counter()
+                    done = await service.execute(plan)
+                    return done, time.perf_counter() - wall0
+
+            outcome, wall = asyncio.run(timed())
+            judged = sum("judged" in r.scores for r in store.item_results(outcome.run.id))
+            store.close()
+    finally:
+        for server in (model, judge):
+            assert server.stdin is not None
+            server.stdin.close()
+            server.wait(10)
+    assert judged == n, f"judged {judged} of {n} items"
+    limit = max(n * latency / c, n * judge_latency / cj)
+    return {
+        "n": n,
+        "latency_ms": latency * 1000,
+        "concurrency": c,
+        "judge_latency_ms": judge_latency * 1000,
+        "judge_concurrency": cj,
+        "wall_s": wall,
+        "limit_s": limit,
+        "ratio": wall / limit,
+        "errors": outcome.run.n_errors,
+    }
+
+
+def judged_line(r: dict[str, float]) -> str:
+    return (
+        f"N={r['n']:>5.0f} L={r['latency_ms']:>3.0f}ms C={r['concurrency']:>3.0f} "
+        f"Lj={r['judge_latency_ms']:>3.0f}ms Cj={r['judge_concurrency']:>3.0f}  "
+        f"wall {r['wall_s']:6.2f}s  limit max(N*L/C, N*Lj/Cj) {r['limit_s']:5.2f}s  "
+        f"wall/limit {r['ratio']:.3f}x  errors {r['errors']:.0f}"
+    )
 
 
 def measure(n: int, latency: float, concurrency: int) -> dict[str, float]:
@@ -226,10 +335,13 @@ def line(r: dict[str, float]) -> str:
     )
 
 
-def write_doc(lines: list[str], repeat: int) -> None:
+def write_doc(
+    lines: list[str], repeat: int, markers: tuple[str, str] = (BEGIN, END), title: str = ""
+) -> None:
+    begin, end = markers
     block = "\n".join(
         [
-            BEGIN,
+            begin,
             f"Measured {time.strftime('%Y-%m-%d')} on this machine "
             f"({os.cpu_count()} cores), `python benchmarks/runner_throughput.py` "
             f"(each case run {repeat} times, the median run shown):",
@@ -237,28 +349,60 @@ def write_doc(lines: list[str], repeat: int) -> None:
             "```",
             *lines,
             "```",
-            END,
+            end,
         ]
     )
     text = DOC.read_text() if DOC.exists() else "# Performance\n\n"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    if begin in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
     else:
-        text = text.rstrip() + "\n\n## Runner throughput\n\n" + block + "\n"
+        text = text.rstrip() + f"\n\n## {title or 'Runner throughput'}\n\n" + block + "\n"
     DOC.write_text(text)
+
+
+JUDGED_MARKERS = (
+    "<!-- runner_throughput_judged:begin -->",
+    "<!-- runner_throughput_judged:end -->",
+)
+
+
+def main_judged(repeat: int, quick: bool) -> None:
+    """`--judged`: runs with a judge scorer, against the pipelined limit."""
+    cases = (
+        [(300, 0.05, 32, 0.1, 32)]
+        if quick
+        else [(1000, 0.05, 32, 0.1, 32), (1000, 0.05, 32, 0.05, 16), (1000, 0.1, 32, 0.02, 8)]
+    )
+    lines = []
+    for n, lat, c, lj, cj in cases:
+        runs = sorted(
+            (measure_judged(n, lat, c, lj, cj) for _ in range(repeat)), key=lambda r: r["wall_s"]
+        )
+        text = judged_line(runs[len(runs) // 2])
+        if repeat > 1:
+            text += f"  (median of {repeat}; {runs[0]['ratio']:.3f}-{runs[-1]['ratio']:.3f})"
+        lines.append(text)
+        print(text, flush=True)
+    if not quick:
+        write_doc(lines, repeat, JUDGED_MARKERS, "Runner throughput with an LLM judge")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--serve", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--timed", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--judge", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--judged", action="store_true", help="runs with an LLM-judge scorer")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument(
         "--repeat", type=int, default=3, help="runs per case; the median run is reported (3)"
     )
     args = ap.parse_args()
     if args.serve is not None:
-        serve(args.serve, timed=args.timed)
+        serve(args.serve, timed=args.timed, judge=args.judge)
+        return
+    if args.judged:
+        main_judged(1 if args.quick else max(1, args.repeat), args.quick)
         return
     cases = (
         [(500, 0.05, 32), (2000, 0.0, 32)]
