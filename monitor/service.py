@@ -459,13 +459,12 @@ class RunService:
         out = []
         for rid in run_ids:
             run = runs[rid]
-            try:
-                bench_settings = settings.benchmark(run.benchmark)
-            except ConfigError:
+            bench_settings = next((b for b in settings.benchmarks if b.name == run.benchmark), None)
+            if bench_settings is None:
                 raise ConfigError(
                     f"run {rid}: benchmark {run.benchmark!r} is not in the configuration; "
-                    "re-scoring renders its prompt for the judge"
-                ) from None
+                    "re-scoring renders its prompt again from it"
+                )
             rescore = await self._rescore_run(store, settings, bench_settings, run, spec)
             new_id = await asyncio.to_thread(store.save_rescore, rescore, self._clock())
             out.append(replace(rescore, id=new_id))

@@ -24,7 +24,7 @@ from monitor.app import build_daemon
 from monitor.config import load_settings, scorer_option
 from monitor.core.model import ErrorKind, Run, RunStatus, VerdictKind
 from monitor.daemon import Daemon
-from monitor.errors import BenchmarkError
+from monitor.errors import BenchmarkError, ConfigError
 from monitor.notify import Notifier
 from monitor.scheduling import fire
 from tests.daemon.harness import Simulator
@@ -523,3 +523,19 @@ class TestExample:
         sentinel = run["verdicts"]["correct:judge"]
         assert sentinel["verdict"] == "ok"
         assert "agreement with the human labels 100.0%" in sentinel["detail"]
+
+
+class TestRescoreErrors:
+    async def test_a_run_whose_benchmark_left_the_config_is_named(
+        self, daemon: Daemon, setup: Setup
+    ) -> None:
+        (run,) = await runs(daemon, setup, 1)
+        text = setup.config.read_text().replace("name: b\n", "name: b2\n")
+        setup.config.write_text(text.replace("benchmark: b,", "benchmark: b2,"))
+        assert (await daemon.reload())[0]
+        with pytest.raises(ConfigError) as raised:
+            await daemon.rescore([run.id], scorer_option(daemon.settings, "exact_match"))
+        assert str(raised.value) == (
+            f"run {run.id}: benchmark 'b' is not in the configuration; re-scoring renders "
+            "its prompt again from it"
+        )
