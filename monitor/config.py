@@ -372,6 +372,11 @@ class BenchmarkSettings(_Templated):
     id_field: str = "id"
     scorers: list[Scorer] = Field(min_length=1)
     split: str | None = None
+    # item fields the scores are also cut by, each value tested on its own (docs/configuration.md)
+    slices: list[str] = Field(default_factory=list, max_length=5)
+    # "cosmetic": a changed prompt template or chat structure keeps comparing unchanged items
+    # with earlier versions (recorded with the version); "breaking" starts a new history
+    template_change: Literal["breaking", "cosmetic"] = "breaking"
     limit: int | None = Field(default=None, ge=1)
     # chat structure (openai-chat): system, few_shot, the item's conversation, then `prompt`
     system: str | None = None  # template: the system message
@@ -504,7 +509,17 @@ class MonitorSettings(_Model):
     alert: list[str] = Field(default_factory=list)
     degraded_threshold: float = Field(default=0.05, ge=0, le=1)
     score_floor: float | None = Field(default=None, ge=0, le=1)
+    # per slice value of the benchmark ("category=refund": 0.9): a floor for that slice alone
+    slice_floors: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
+
+    @field_validator("slice_floors")
+    @classmethod
+    def _slice_labels(cls, floors: dict[str, float]) -> dict[str, float]:
+        bad = sorted(k for k in floors if "=" not in k or k.startswith("=") or k.endswith("="))
+        if bad:
+            raise ValueError(f"slice_floors keys must be field=value, got {bad}")
+        return floors
 
 
 class WebhookReceiver(_Model):

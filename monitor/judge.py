@@ -20,7 +20,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -110,17 +110,22 @@ class StoreJudge:
     ) -> list[Verdict]:
         return await asyncio.to_thread(self.judge_sync, run, evidence, monitor, scorers)
 
-    def _baseline(self, run: Run, mon: MonitorSettings) -> tuple[list[int], int, str]:
-        """Baseline run ids (oldest first), how many are required, and a description."""
+    def _baseline(
+        self, run: Run, mon: MonitorSettings, lineage: Mapping[str, str | None]
+    ) -> tuple[list[int], int, str]:
+        """Baseline run ids (oldest first), how many are required, and a description.
+
+        Runs of every version in the run's lineage are candidates: versions measured alike,
+        whose unchanged items are compared (`_comparable`)."""
         store = self._store
         k = mon.drift.rolling_window
+        versions = sorted({run.benchmark_version, *lineage})
         pinned_all = store.pinned_run_ids(monitor=run.monitor, endpoint=run.endpoint)
         pinned_runs = store.get_runs([rid for rid in pinned_all if rid < run.id])
         pinned = [
             rid
             for rid in pinned_all
-            if (r := pinned_runs.get(rid)) is not None
-            and r.benchmark_version == run.benchmark_version
+            if (r := pinned_runs.get(rid)) is not None and r.benchmark_version in versions
         ]
         if k is None:  # pinned: only pinned runs of this benchmark version count
             listed = ",".join(map(str, pinned)) or "none of this benchmark version"
@@ -128,7 +133,7 @@ class StoreJudge:
         rolling = store.baseline_run_ids(
             monitor=run.monitor,
             endpoint=run.endpoint,
-            benchmark_version=run.benchmark_version,
+            benchmark_version=versions,
             k=k,
             before_run_id=run.id,
         )
@@ -151,40 +156,54 @@ class StoreJudge:
     ) -> list[Verdict]:
         """Evaluate every scorer and drift signal of `run`; store and return the verdicts."""
         from monitor.core.policy import ScorerHistory, decide, evaluate_scorer  # noqa: PLC0415
+        from monitor.core.slices import parse_slice_name, slice_policy  # noqa: PLC0415
 
         built = {s.name: s for s in scorers}
         policy = drift_settings(mon)
         store = self._store
-        ids, need, description = self._baseline(run, mon)
+        lineage = store.benchmark_lineage(run.benchmark, run.benchmark_version)
+        ids, need, description = self._baseline(run, mon, lineage)
         change, ids, description = self._served(run, mon, ids, description)
         judged = self._judged_alike(run, ids, [s.name for s in scorers if s.kind in JUDGE_KINDS])
+        comparable = self._comparable(run, ids, lineage)
+        slices: dict[str, list[str]] = {}  # scorer -> its slices' evidence names
+        for name in evidence.scores:
+            if (parsed := parse_slice_name(name)) is not None and parsed[0] in built:
+                slices.setdefault(parsed[0], []).append(name)
         evaluations: list[Evaluation] = []
         for name, current in evidence.scores.items():
             scorer = built.get(name)
-            if scorer is None:  # `scorer[split]` subsets are judged by their split gap
+            if scorer is None:  # subsets: slices below, `scorer[split]` by their split gap
                 continue
             own_ids, own_description = ids, description
             if name in judged:  # a judge scorer's baseline: runs graded by the same judge
                 own_ids, judge_change = judged[name]
                 if judge_change is not None:
                     own_description = f"{description}; {judge_change}"
-            per_run = store.item_scores(own_ids, name) if own_ids else {}
-            evaluations.append(
-                evaluate_scorer(
-                    ScorerHistory(
-                        scorer=name,
-                        binary=scorer.binary,
-                        current=current,
-                        baseline=[per_run.get(rid, {}) for rid in own_ids],
-                        baseline_description=own_description,
-                        required_runs=need,
-                        cusum_state=store.get_sequential_state(
-                            run.monitor, run.endpoint, name, run.benchmark_version
+            per_run = comparable.restrict(store.item_scores(own_ids, name) if own_ids else {})
+            tests = [(name, current, policy)]
+            sliced = sorted(slices.get(name, ()))
+            tests += [(s, evidence.scores[s], slice_policy(policy, len(sliced))) for s in sliced]
+            for check, scores, settings in tests:
+                evaluations.append(
+                    evaluate_scorer(
+                        ScorerHistory(
+                            scorer=check,
+                            binary=scorer.binary,
+                            current=scores,
+                            baseline=[_only(per_run.get(rid, {}), scores) for rid in own_ids]
+                            if check != name
+                            else [per_run.get(rid, {}) for rid in own_ids],
+                            baseline_description=own_description,
+                            required_runs=need,
+                            cusum_state=store.get_sequential_state(
+                                run.monitor, run.endpoint, check, run.benchmark_version
+                            ),
+                            coverage=comparable.coverage(scores),
                         ),
-                    ),
-                    policy,
+                        settings,
+                    )
                 )
-            )
         if ids and run.status is RunStatus.SUCCEEDED:
             evaluations.extend(self._split_gaps(evidence.scores, ids, description, policy))
             labels = any(s.kind == "classification" for s in scorers)
@@ -205,6 +224,41 @@ class StoreJudge:
         events += [c.to_json() for _, c in judged.values() if c is not None]
         store.set_run_events(run.id, events)
         return verdicts
+
+    def _comparable(
+        self, run: Run, ids: Sequence[int], lineage: Mapping[str, str | None]
+    ) -> _Comparable:
+        """Which items of each baseline run are the same question as in this run: every
+        item of runs of this run's version; of runs of another version in the lineage,
+        the items whose key and digest (fields and reference) are unchanged."""
+        store = self._store
+        if not ids or set(lineage) <= {run.benchmark_version}:
+            return _Comparable()  # one version: every baseline item is comparable
+        runs = store.get_runs(list(ids))
+        version_of = {rid: r.benchmark_version for rid, r in runs.items()}
+        others = sorted({v for v in version_of.values() if v != run.benchmark_version})
+        if not others:
+            return _Comparable()
+        digests = store.item_digests(run.benchmark, [run.benchmark_version, *others])
+        mine = digests.get(run.benchmark_version, {})
+        same = {
+            v: frozenset(
+                k for k, d in digests.get(v, {}).items() if d is not None and mine.get(k) == d
+            )
+            for v in others
+        }
+        keys = {rid: same[v] if v in same else frozenset(mine) for rid, v in version_of.items()}
+        before = set().union(*(digests.get(v, {}) for v in others))
+        known = set().union(*keys.values())
+        own = lineage.get(run.benchmark_version)
+        worded = sorted({v for v in others if lineage.get(v) != own})
+        return _Comparable(
+            keys=keys,
+            new=frozenset(k for k in mine if k not in before and k not in known),
+            changed=frozenset(k for k in mine if k in before and k not in known),
+            versions=tuple(others),
+            reworded=tuple(worded),
+        )
 
     def _judged_alike(
         self, run: Run, ids: list[int], names: Sequence[str]
@@ -365,6 +419,52 @@ class StoreJudge:
                 )
             )
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Comparable:
+    """The items of a baseline that spans benchmark versions that are paired with the run.
+
+    `keys` is None when every baseline run is of the run's own version (nothing to drop).
+    """
+
+    keys: Mapping[int, frozenset[str]] | None = None  # run id -> comparable item keys
+    new: frozenset[str] = frozenset()  # in no baseline version
+    changed: frozenset[str] = frozenset()  # in one, but asked or expected otherwise
+    versions: tuple[str, ...] = ()  # the other versions in the baseline
+    reworded: tuple[str, ...] = ()  # of those, the ones with another prompt wording
+
+    def restrict(self, per_run: Mapping[int, Mapping[str, float]]) -> dict[int, dict[str, float]]:
+        if self.keys is None:
+            return {rid: dict(v) for rid, v in per_run.items()}
+        out: dict[int, dict[str, float]] = {}
+        for rid, scores in per_run.items():
+            keep = self.keys.get(rid, frozenset())
+            out[rid] = {k: v for k, v in scores.items() if k in keep}
+        return out
+
+    def coverage(self, current: Mapping[str, float]) -> str | None:
+        """The detail's account of a cross-version comparison, for these items."""
+        if self.keys is None:
+            return None
+        new = sum(1 for k in current if k in self.new)
+        changed = sum(1 for k in current if k in self.changed)
+        listed = ", ".join(self.versions)
+        text = (
+            f"with runs of benchmark version(s) {listed} too; {new} new item(s) and "
+            f"{changed} changed item(s) (fields or reference) left out"
+        )
+        if self.reworded:
+            text += (
+                f"; the prompt template differs from version(s) {', '.join(self.reworded)}, "
+                "declared cosmetic (template_change: cosmetic)"
+            )
+        return text
+
+
+def _only(scores: Mapping[str, float], keys: Mapping[str, float]) -> dict[str, float]:
+    """The baseline scores of a slice's items."""
+    return {k: v for k, v in scores.items() if k in keys}
 
 
 def _finite_or_none(value: float | None) -> float | None:

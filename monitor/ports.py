@@ -182,8 +182,20 @@ class JudgeStore(Protocol):
     def get_runs(self, run_ids: Sequence[int]) -> dict[int, Run]: ...
 
     def baseline_run_ids(
-        self, *, monitor: str, endpoint: str, benchmark_version: str, k: int, before_run_id: int
+        self,
+        *,
+        monitor: str,
+        endpoint: str,
+        benchmark_version: str | Sequence[str],
+        k: int,
+        before_run_id: int,
     ) -> list[int]: ...
+
+    def benchmark_lineage(self, benchmark: str, version: str) -> dict[str, str | None]: ...
+
+    def item_digests(
+        self, benchmark: str, versions: Sequence[str]
+    ) -> dict[str, dict[str, str | None]]: ...
 
     def pinned_run_ids(self, *, monitor: str, endpoint: str) -> list[int]: ...
 

@@ -49,6 +49,7 @@ from monitor.core.model import (
 )
 from monitor.core.retry import RetryPolicy
 from monitor.core.scoring import Scorer, build_scorer, macro_f1_summary, summarize_scores
+from monitor.core.slices import slice_label
 from monitor.documents import run_document
 from monitor.errors import StorageError
 from monitor.log import get_logger
@@ -648,7 +649,7 @@ class _Collected:
             s.name: ([], []) for s in scorers if s.kind == "classification"
         }
         self.model_id: str | None = None
-        # scorer -> split value -> item key -> score (benchmarks with a `split:` field)
+        # scorer -> split value or slice label -> item key -> score (`split:` and `slices:`)
         self.splits: dict[str, dict[str, dict[str, float]]] = {}
         # drift signals of the answered items (the judge's in-memory evidence)
         self.latencies: list[float] = []
@@ -672,6 +673,16 @@ class _Collected:
         judges = {name: (dict(m), dict(p)) for name, (m, p) in self.judges_served.items()}
         return self._fingerprint.served(self.served_models, self.system_fingerprints, judges)
 
+    def _subsets(self, scorer: str, item: Item, value: float) -> None:
+        """File one score under the item's split and its slices (`field=value`)."""
+        if item.split is None and not item.slices:
+            return
+        by_subset = self.splits.setdefault(scorer, {})
+        if item.split is not None:
+            by_subset.setdefault(item.split, {})[item.key] = value
+        for name, text in item.slices.items():
+            by_subset.setdefault(slice_label(name, text), {})[item.key] = value
+
     def _graded(
         self, item: Item, graded: Mapping[str, Graded], scores: dict[str, float]
     ) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -692,9 +703,7 @@ class _Collected:
                 continue
             scores[name] = g.score
             self.scores[name][item.key] = g.score
-            if item.split is not None:
-                by_split = self.splits.setdefault(name, {})
-                by_split.setdefault(item.split, {})[item.key] = g.score
+            self._subsets(name, item, g.score)
             judgments[name] = {"reason": g.reason, "votes": list(g.votes)}
         return judgments, errors
 
@@ -723,9 +732,7 @@ class _Collected:
                 value = scorer(output, item.reference)
                 item_scores[scorer.name] = value
                 self.scores[scorer.name][item.key] = value
-                if item.split is not None:
-                    by_split = self.splits.setdefault(scorer.name, {})
-                    by_split.setdefault(item.split, {})[item.key] = value
+                self._subsets(scorer.name, item, value)
                 if scorer.name in self._labels:
                     preds, refs = self._labels[scorer.name]
                     preds.append(output)
@@ -769,7 +776,8 @@ class _Collected:
         return out
 
     def evidence(self) -> RunEvidence:
-        """The judge's input: every scorer's item scores (plus `scorer[split]` subsets)
+        """The judge's input: every scorer's item scores (plus `scorer[split]` and
+        `scorer[field=value]` subsets)
         and the answered items' latency, output length and, for classifiers, label."""
         scores: dict[str, dict[str, float]] = dict(self.scores)
         for name, by_split in self.splits.items():

@@ -30,9 +30,16 @@ from monitor.benchmarks.hf import read_dataset_dir
 from monitor.benchmarks.jsonl import read_json_lines, type_name, unreadable
 from monitor.benchmarks.labelstudio import read_labelstudio
 from monitor.benchmarks.parquet import read_parquet
-from monitor.benchmarks.versioning import benchmark_version, item_key
+from monitor.benchmarks.versioning import (
+    benchmark_frame,
+    benchmark_version,
+    item_digest,
+    item_key,
+    template_digest,
+)
 from monitor.config import BenchmarkSettings
 from monitor.core.model import Benchmark, ChatMessage, Item
+from monitor.core.slices import MAX_SLICE_VALUES, slice_values
 from monitor.errors import BenchmarkError
 from monitor.templating import Template
 
@@ -119,6 +126,15 @@ def _load(settings: BenchmarkSettings) -> Benchmark:
         items=tuple(items),
         scorers=tuple(settings.scorers),
         prompt_template=settings.prompt,
+        frame=benchmark_frame(
+            prompt_template=settings.prompt,
+            scorers=settings.scorers,
+            reference_field=settings.reference,
+            chat=_chat_identity(settings),
+            cosmetic_template=settings.template_change == "cosmetic",
+        ),
+        template_digest=template_digest(settings.prompt, _chat_identity(settings)),
+        slices=tuple(settings.slices),
     )
 
 
@@ -227,6 +243,7 @@ def _build_items(
 ) -> list[Item]:
     items: list[Item] = []
     first_seen: dict[str, str] = {}
+    seen_slices: set[tuple[str, str]] = set()
     for record in records:
         key, from_id = _key_of(record, settings.id_field)
         if key in first_seen:
@@ -241,17 +258,44 @@ def _build_items(
         first_seen[key] = record.where
         template = templates.prompt
         prompt = None if template is None else _render(record, key, template, settings)
+        reference = _reference_of(record, key, settings)
         items.append(
             Item(
                 key=key,
                 fields=record.fields,
                 prompt=prompt,
-                reference=_reference_of(record, key, settings),
+                reference=reference,
+                digest=item_digest(record.fields, reference),
                 split=_split_of(record, settings.split),
+                slices=_slices_of(record, settings, seen_slices),
                 messages=_messages_of(record, key, settings, templates, prompt),
             )
         )
+
     return items
+
+
+def _slices_of(
+    record: _Record, settings: BenchmarkSettings, seen: set[tuple[str, str]]
+) -> dict[str, str]:
+    """The item's slice values; past `MAX_SLICE_VALUES` distinct values the benchmark is
+    refused, naming the config entry and the item that crossed the cap."""
+    if not settings.slices:
+        return {}
+    try:
+        values = slice_values(record.fields, settings.slices)
+    except ValueError as exc:
+        raise _field_error(settings, "slices", f"{record.where}: {exc}") from None
+    seen.update(values.items())
+    if len(seen) > MAX_SLICE_VALUES:
+        raise _field_error(
+            settings,
+            "slices",
+            f"{record.where}: more than {MAX_SLICE_VALUES} slice values across "
+            f"{', '.join(settings.slices)} (each value is a Prometheus series per scorer "
+            "and endpoint); slice by a coarser field",
+        )
+    return values
 
 
 def _key_of(record: _Record, id_field: str) -> tuple[str, bool]:

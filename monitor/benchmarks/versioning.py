@@ -79,6 +79,56 @@ def _scorer_identity(spec: ScorerSpec) -> dict[str, Any]:
     return identity
 
 
+def _header(
+    prompt_template: str | None,
+    scorers: Iterable[ScorerSpec],
+    reference_field: str | None,
+    chat: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    header: dict[str, Any] = {
+        "scheme": _VERSION_SCHEME,
+        "prompt_template": prompt_template,
+        "reference_field": reference_field,
+        "scorers": [_scorer_identity(s) for s in sorted(scorers, key=lambda s: (s.name, s.kind))],
+    }
+    if chat is not None:
+        header["chat"] = dict(chat)
+    return header
+
+
+def item_digest(fields: Mapping[str, Any], reference: Any) -> str:
+    """What an item asks and expects: its fields and reference. Two versions' items with
+    one key and one digest are the same question, so their scores are paired."""
+    return short_hash(canonical_json([fields, reference]))
+
+
+def template_digest(prompt_template: str | None, chat: Mapping[str, Any] | None = None) -> str:
+    """The prompt's wording: the template and the chat structure."""
+    return short_hash(canonical_json([prompt_template, None if chat is None else dict(chat)]))
+
+
+def benchmark_frame(
+    *,
+    prompt_template: str | None,
+    scorers: Iterable[ScorerSpec],
+    reference_field: str | None,
+    chat: Mapping[str, Any] | None = None,
+    cosmetic_template: bool = False,
+) -> str:
+    """What every item of a version is measured with: the scorers, the reference field and
+    (unless the benchmark declares template changes cosmetic) the prompt's wording.
+
+    Versions of one benchmark that share a frame are compared item by item on the items
+    whose digest is unchanged (monitor/judge.py); another frame starts a new history.
+    """
+    header = _header(prompt_template, scorers, reference_field, chat)
+    if cosmetic_template:
+        header.pop("prompt_template")
+        header.pop("chat", None)
+        header["template"] = "cosmetic"
+    return short_hash(canonical_json(header))
+
+
 def benchmark_version(
     items: Iterable[Item],
     *,
@@ -94,14 +144,7 @@ def benchmark_version(
     structure (system and few-shot templates, conversation field), hashed only when given
     so that the versions of plain benchmarks stay as they were.
     """
-    header: dict[str, Any] = {
-        "scheme": _VERSION_SCHEME,
-        "prompt_template": prompt_template,
-        "reference_field": reference_field,
-        "scorers": [_scorer_identity(s) for s in sorted(scorers, key=lambda s: (s.name, s.kind))],
-    }
-    if chat is not None:
-        header["chat"] = dict(chat)
+    header = _header(prompt_template, scorers, reference_field, chat)
     digest = hashlib.sha256(canonical_json(header).encode("ascii"))
     for item in items:
         digest.update(b"\n")

@@ -108,6 +108,11 @@ class Item:
     prompt: str | None = None
     reference: Any = None
     split: str | None = None
+    # slice field -> value, for the benchmark's `slices:` fields the item has
+    slices: Mapping[str, str] = field(default_factory=dict)
+    # hash of fields and reference (monitor/benchmarks/versioning.py): one key and one digest
+    # in two versions are the same question
+    digest: str | None = None
     messages: tuple[ChatMessage, ...] = ()
     # request parameters of this call only, over the endpoint's (a judge vote's seed)
     request_params: Mapping[str, Any] = field(default_factory=dict)
@@ -122,6 +127,12 @@ class Benchmark:
     items: tuple[Item, ...]
     scorers: tuple[ScorerSpec, ...]
     prompt_template: str | None = None
+    # what the items are measured with (scorers, reference field, the prompt's wording unless
+    # declared cosmetic): versions sharing it are compared item by item (docs/configuration.md,
+    # "Benchmarks that evolve"); None for versions stored before it existed
+    frame: str | None = None
+    template_digest: str | None = None
+    slices: tuple[str, ...] = ()  # the item fields the run's scores are also cut by
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,6 +166,9 @@ class ScorerHistory:
     baseline_description: str  # e.g. "rolling:5 (runs 12,13,14,15,16)"
     required_runs: int  # K; fewer baseline runs -> no_baseline
     cusum_state: float = 0.0
+    # when the baseline spans benchmark versions: which, and the items left out as changed,
+    # e.g. "with runs of versions a1b2, c3d4; 1 changed item(s) left out" (monitor/judge.py)
+    coverage: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,7 +510,9 @@ def evaluate_scorer(h: ScorerHistory, settings: DriftSettings) -> Evaluation:
         return _no_baseline(h.scorer, test, h.baseline_description, len(h.baseline), need)
     keys, base, cur, n_new, n_missing = _align(h.current, h.baseline)
     notes = []
-    if n_new:
+    if h.coverage is not None:  # the judge counted the new and changed items
+        notes.append(f"{len(h.current) - n_new} item(s) compared {h.coverage}")
+    elif n_new:
         notes.append(f"{n_new} new item(s) without a baseline left out")
     if n_missing:
         notes.append(f"{n_missing} baseline item(s) missing from this run left out")

@@ -254,6 +254,7 @@ def _item_row(benchmark: str, item: Item) -> dict[str, Any]:
         "fields": _plain_json(dict(item.fields), what),
         "reference": _plain_json(item.reference, what),
         "split": _opt_text(item.split),
+        "digest": item.digest,
     }
 
 
@@ -509,6 +510,8 @@ class SqlStore(EngineAccess):
                     version=bench.version,
                     item_count=len(bench.items),
                     created_at=now,
+                    frame=bench.frame,
+                    template_digest=bench.template_digest,
                 )
                 .on_conflict_do_nothing(index_elements=["name", "version"])
                 .returning(t.benchmark_version.c.id)
@@ -965,24 +968,26 @@ class SqlStore(EngineAccess):
         *,
         monitor: str,
         endpoint: str,
-        benchmark_version: str,
+        benchmark_version: str | Sequence[str],
         k: int,
         before_run_id: int,
     ) -> list[int]:
         """The rolling baseline: the last `k` eligible runs before `before_run_id`, oldest first.
 
-        Eligible: same monitor, endpoint and benchmark version, status succeeded, and not
-        judged regressed or degraded (runs without verdicts are eligible).
+        Eligible: same monitor and endpoint, one of the benchmark versions given (a version,
+        or the versions of its lineage), status succeeded, and not judged regressed or
+        degraded (runs without verdicts are eligible).
         """
         if k <= 0:
             return []
+        versions = [benchmark_version] if isinstance(benchmark_version, str) else benchmark_version
         judged = t.run.c.judged
         query = (
             sa.select(t.run.c.id)
             .where(
                 t.run.c.monitor == monitor,
                 t.run.c.endpoint == endpoint,
-                t.run.c.benchmark_version == benchmark_version,
+                t.run.c.benchmark_version.in_(sorted(set(versions))),
                 t.run.c.status == RunStatus.SUCCEEDED.value,
                 sa.or_(judged.is_(None), judged.not_in([v.value for v in BASELINE_EXCLUDED])),
                 t.run.c.id < before_run_id,
@@ -993,6 +998,45 @@ class SqlStore(EngineAccess):
         with self._read(f"select the baseline of {monitor!r}") as conn:
             ids = list(conn.execute(query).scalars())
         return ids[::-1]
+
+    def benchmark_lineage(self, benchmark: str, version: str) -> dict[str, str | None]:
+        """The versions of `benchmark` measured like `version` (the same frame: scorers,
+        reference field, prompt wording unless declared cosmetic), with each one's template
+        digest: version -> digest. Just `version` itself when it has no frame (stored before
+        migration 0007) or is not stored; empty when unknown."""
+        bv = t.benchmark_version.c
+        with self._read(f"read the lineage of benchmark {benchmark!r}") as conn:
+            own = conn.execute(
+                sa.select(bv.frame, bv.template_digest).where(
+                    bv.name == benchmark, bv.version == version
+                )
+            ).first()
+            if own is None:
+                return {}
+            if own.frame is None:
+                return {version: own.template_digest}
+            rows = conn.execute(
+                sa.select(bv.version, bv.template_digest).where(
+                    bv.name == benchmark, bv.frame == own.frame
+                )
+            ).all()
+        return {str(v): d for v, d in rows}
+
+    def item_digests(
+        self, benchmark: str, versions: Sequence[str]
+    ) -> dict[str, dict[str, str | None]]:
+        """version -> item key -> digest of the items of some versions of one benchmark."""
+        item, bv = t.item, t.benchmark_version
+        found: dict[str, dict[str, str | None]] = {v: {} for v in versions}
+        query = (
+            sa.select(bv.c.version, item.c.item_key, item.c.digest)
+            .join(bv, bv.c.id == item.c.benchmark_version_id)
+            .where(bv.c.name == benchmark, bv.c.version.in_(sorted(set(versions))))
+        )
+        with self._read(f"read the item digests of benchmark {benchmark!r}") as conn:
+            for version, key, digest in conn.execute(query):
+                found[str(version)][str(key)] = digest
+        return found
 
     def save_judge_check(self, run_id: int, check: JudgeCheck, now: datetime) -> None:
         """Store one sentinel check of run `run_id` (replacing one stored for the same

@@ -103,13 +103,19 @@ class BenchmarkVersionRow(StorageModel, table=True):
     """One content version of a benchmark; its items are stored once per version."""
 
     __tablename__ = "benchmark_version"
-    __table_args__ = (sa.UniqueConstraint("name", "version"),)
+    __table_args__ = (
+        sa.UniqueConstraint("name", "version"),
+        sa.Index("ix_benchmark_version_name_frame", "name", "frame"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_type=sa.String)
     version: str = Field(sa_type=sa.String)
     item_count: int
     created_at: datetime = Field(sa_type=UtcDateTime)
+    # versions of one name sharing a frame are compared item by item (migration 0007)
+    frame: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+    template_digest: str | None = Field(default=None, sa_type=sa.String, nullable=True)
 
 
 class ItemRow(StorageModel, table=True):
@@ -124,6 +130,7 @@ class ItemRow(StorageModel, table=True):
     fields: dict[str, Any] = Field(sa_type=sa.JSON)
     reference: Any | None = Field(default=None, sa_type=sa.JSON, nullable=True)
     split: str | None = Field(default=None, sa_type=sa.String)
+    digest: str | None = Field(default=None, sa_type=sa.String, nullable=True)  # fields+reference
 
 
 class EndpointRow(StorageModel, table=True):

@@ -1,0 +1,180 @@
+"""Benchmarks that evolve and slices: real loader, real store, real judge (issue #16).
+
+Each benchmark is a JSONL file loaded by the product's loader, so versions, frames and item
+digests are the ones a user's file gets; the model is a scripted endpoint answering by key.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.benchmarks.loader import load_benchmark
+from monitor.config import Settings, parse_settings
+from monitor.core.model import Benchmark, RunStatus, Verdict, VerdictKind
+from monitor.core.scoring import build_scorer
+from monitor.judge import StoreJudge
+from monitor.runner import Runner, RunRequest
+from monitor.storage import SqlStore, open_store
+from tests.fakes import ScriptedEndpoint
+
+CATEGORIES = [f"c{i}" for i in range(10)]
+
+
+def rows(n: int, *, start: int = 0, sliced: bool = False) -> list[dict[str, Any]]:
+    out = []
+    for k in range(start, start + n):
+        row: dict[str, Any] = {"id": f"i{k}", "text": f"question {k}", "label": "yes"}
+        if sliced:
+            row["category"] = CATEGORIES[k % 10]
+        out.append(row)
+    return out
+
+
+def write(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+
+def config(
+    data: Path, *, extra: str = "", prompt: str = "Q: {{ text }}", scorers: str = "[exact_match]"
+) -> Settings:
+    return parse_settings(
+        f"""
+endpoints: [{{name: ep, type: openai-chat, url: "http://127.0.0.1:1/v1", model: m}}]
+benchmarks:
+  - {{name: b, data: "{data}", reference: label, prompt: "{prompt}", scorers: {scorers}{extra}}}
+monitors: [{{name: mon, benchmark: b, endpoints: [ep], drift: {{baseline: "rolling:20"}}}}]
+"""
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    s = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    yield s
+    s.close()
+
+
+async def run(
+    store: SqlStore, cfg: Settings, model: ScriptedEndpoint
+) -> tuple[Benchmark, list[Verdict]]:
+    bench = load_benchmark(cfg.benchmarks[0])
+    scorers = tuple(build_scorer(s) for s in bench.scorers)
+    hook = functools.partial(StoreJudge(store).judge, monitor=cfg.monitor("mon"), scorers=scorers)
+    outcome = await Runner(store).run(
+        RunRequest(monitor="mon", benchmark=bench, endpoint=model, concurrency=16), judge=hook
+    )
+    assert outcome.run.status is RunStatus.SUCCEEDED
+    return bench, list(outcome.verdicts)
+
+
+def main(verdicts: Sequence[Verdict], name: str = "exact_match") -> Verdict:
+    return next(v for v in verdicts if v.scorer == name)
+
+
+def model() -> ScriptedEndpoint:
+    """Right on every item except every 25th (4% always wrong)."""
+    return ScriptedEndpoint({f"i{k}": "no" for k in range(0, 2000, 25)}, name="ep", default="yes")
+
+
+class TestContinuity:
+    async def test_added_items_keep_the_history_of_the_unchanged_ones(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        """20 items added after 5 runs: the next run is judged on the 1,000 unchanged
+        items, and breaking 10 of them is then regressed."""
+        data = tmp_path / "b.jsonl"
+        write(data, rows(1000))
+        cfg, m = config(data), model()
+        for _ in range(5):
+            first, _ = await run(store, cfg, m)
+        write(data, rows(1020))
+        grown, verdicts = await run(store, cfg, m)
+        assert grown.version != first.version
+        v = main(verdicts)
+        assert v.verdict is VerdictKind.OK, v.detail
+        assert "1000 item(s) compared with runs of benchmark version(s)" in v.detail
+        assert first.version in v.detail
+        assert "20 new item(s) and 0 changed item(s)" in v.detail
+        assert v.baseline.startswith("rolling:20 (runs 1,2,3,4,5)")
+        m.answers.update({f"i{k}": "no" for k in range(1, 11)})  # 10 unchanged items break
+        _, verdicts = await run(store, cfg, m)
+        v = main(verdicts)
+        assert v.verdict is VerdictKind.REGRESSED, v.detail
+        assert set(v.changed.pass_to_fail) == {f"i{k}" for k in range(1, 11)}
+
+    async def test_a_changed_reference_leaves_only_that_item_out(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        data = tmp_path / "b.jsonl"
+        records = rows(300)
+        write(data, records)
+        cfg, m = config(data), model()
+        for _ in range(5):
+            await run(store, cfg, m)
+        records[7] = {**records[7], "label": "no"}  # a corrected reference: i7 now fails
+        write(data, records)
+        _, verdicts = await run(store, cfg, m)
+        v = main(verdicts)
+        assert v.verdict is VerdictKind.OK, v.detail
+        assert "299 item(s) compared" in v.detail
+        assert "0 new item(s) and 1 changed item(s)" in v.detail
+        assert v.changed.pass_to_fail == ()  # i7's new failure is not compared with its past
+
+    async def test_removed_items_leave_the_comparison(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        data = tmp_path / "b.jsonl"
+        write(data, rows(300))
+        cfg, m = config(data), model()
+        for _ in range(5):
+            await run(store, cfg, m)
+        write(data, rows(290))
+        _, verdicts = await run(store, cfg, m)
+        v = main(verdicts)
+        assert "290 item(s) compared" in v.detail
+        assert "missing from this run" not in v.detail  # retired, not errored
+
+    async def test_a_new_template_starts_a_new_history(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        data = tmp_path / "b.jsonl"
+        write(data, rows(300))
+        m = model()
+        for _ in range(5):
+            await run(store, config(data), m)
+        _, verdicts = await run(store, config(data, prompt="Question: {{ text }}"), m)
+        assert main(verdicts).verdict is VerdictKind.NO_BASELINE
+
+    async def test_a_template_declared_cosmetic_keeps_the_history_and_says_so(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        data = tmp_path / "b.jsonl"
+        write(data, rows(300))
+        m, cosmetic = model(), ", template_change: cosmetic"
+        for _ in range(5):
+            await run(store, config(data, extra=cosmetic), m)
+        _, verdicts = await run(
+            store, config(data, extra=cosmetic, prompt="Question: {{ text }}"), m
+        )
+        v = main(verdicts)
+        assert v.verdict is VerdictKind.OK, v.detail
+        assert "300 item(s) compared" in v.detail
+        assert "declared cosmetic (template_change: cosmetic)" in v.detail
+
+    async def test_a_changed_scorer_starts_a_new_history(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        data = tmp_path / "b.jsonl"
+        write(data, rows(300))
+        m = model()
+        for _ in range(5):
+            await run(store, config(data), m)
+        lowered = "[{exact_match: {normalize: [strip, lower]}}]"
+        _, verdicts = await run(store, config(data, scorers=lowered), m)
+        assert main(verdicts).verdict is VerdictKind.NO_BASELINE
