@@ -361,10 +361,31 @@ def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
     console = Console(width=160 if not sys.stdout.isatty() else None)
     console.print(table)
     for o in outcomes:
+        for line in _slice_lines(o):
+            console.print(escape(line), highlight=False)
         if o.error_kinds:
             console.print(escape(_failure_line(o)), highlight=False)
         if o.run.usage is not None and o.run.usage.tokens.answers:
             console.print(escape(_usage_line(o.run)), highlight=False)
+
+
+def _slice_lines(o: RunOutcome) -> list[str]:
+    """A regressed slice, named, with how its scorer did overall: a slice can regress while
+    the aggregate is ok."""
+    from monitor.core.slices import parse_slice_name
+
+    overall = {v.scorer: v.verdict.value for v in o.verdicts}
+    lines = []
+    for v in o.verdicts:
+        cut = parse_slice_name(v.scorer)
+        if cut is None or v.verdict is not VerdictKind.REGRESSED:
+            continue
+        effect = "" if v.effect is None else f" by {-100 * v.effect:.1f} points"
+        lines.append(
+            f"run {o.run.id} @ {o.run.endpoint}: slice {cut[1]} of {cut[0]} regressed{effect} "
+            f"({_fmt_p(v.p_adjusted)}); {cut[0]} overall: {overall.get(cut[0], '-')}"
+        )
+    return lines
 
 
 def _usage_line(run: Any) -> str:

@@ -433,7 +433,15 @@ class Daemon:
             scorers = tuple(s.name for s in self.settings.benchmark(mon.benchmark).scorers)
             interval = schedule_interval(mon.schedule, now) if mon.schedule else None
             out.extend(
-                MonitorTarget(mon.name, mon.benchmark, ep, interval, mon.score_floor, scorers)
+                MonitorTarget(
+                    mon.name,
+                    mon.benchmark,
+                    ep,
+                    interval,
+                    mon.score_floor,
+                    scorers,
+                    slice_floors=dict(mon.slice_floors),
+                )
                 for ep in mon.endpoints
             )
         return out

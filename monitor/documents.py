@@ -14,6 +14,7 @@ from monitor.core.cost import RunUsage
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.judging import JudgeCheck
 from monitor.core.model import Rescore, Run, ScoreSummary, Verdict
+from monitor.core.slices import parse_slice_name
 
 __all__ = [
     "json_float",
@@ -21,6 +22,7 @@ __all__ = [
     "judges_document",
     "rescore_document",
     "run_document",
+    "slices_document",
     "usage_document",
     "verdict_document",
 ]
@@ -61,6 +63,8 @@ def run_document(
             for s in scores
         },
         "verdicts": {v.scorer: verdict_document(v) for v in verdicts},
+        # per slice (`slices:`): its score and verdict, also under scores and verdicts
+        "slices": slices_document(scores, verdicts),
         # what the run measured (monitor/core/fingerprint.py); null for older runs
         "fingerprint": None if run.fingerprint is None else run.fingerprint.to_json(),
         "events": [dict(e) for e in run.events],
@@ -70,6 +74,33 @@ def run_document(
         "judges": {} if run.fingerprint is None else judges_document(run.fingerprint),
         "judge_checks": [judge_check_document(c) for c in judge_checks],
     }
+
+
+def slices_document(
+    scores: Sequence[ScoreSummary], verdicts: Sequence[Verdict]
+) -> list[dict[str, Any]]:
+    """One entry per scorer slice (`scorer[field=value]`), sorted: its score with CI and
+    its paired test's verdict (null before it has a baseline)."""
+    by_name = {v.scorer: v for v in verdicts}
+    out = []
+    for s in sorted(scores, key=lambda s: s.scorer):
+        if (cut := parse_slice_name(s.scorer)) is None:
+            continue
+        v = by_name.get(s.scorer)
+        out.append(
+            {
+                "scorer": cut[0],
+                "slice": cut[1],
+                "value": json_float(s.value),
+                "ci_lower": json_float(s.ci_lower),
+                "ci_upper": json_float(s.ci_upper),
+                "n": s.n,
+                "verdict": None if v is None else v.verdict.value,
+                "effect": None if v is None else json_float(v.effect),
+                "p_adjusted": None if v is None else json_float(v.p_adjusted),
+            }
+        )
+    return out
 
 
 def judges_document(fp: Fingerprint) -> dict[str, Any]:

@@ -24,8 +24,10 @@ from monitor.core.cost import RunUsage, TokenTotals
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.judging import JudgeCheck
 from monitor.core.model import Response, Run, RunStatus, ScoreSummary, Verdict, VerdictKind
+from monitor.core.slices import parse_slice_name
 
 SCORE_LABELS = ("monitor", "benchmark", "endpoint", "scorer")
+SLICE_LABELS = (*SCORE_LABELS, "slice")
 _RUN_STATUSES = tuple(s.value for s in RunStatus if s is not RunStatus.RUNNING)
 _DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, float("inf"))
 _REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, float("inf"))
@@ -41,6 +43,7 @@ class MonitorTarget:
     interval_s: float | None
     score_floor: float | None
     scorers: tuple[str, ...]
+    slice_floors: Mapping[str, float] = field(default_factory=dict)  # slice label -> floor
 
 
 @dataclass(slots=True)
@@ -65,6 +68,9 @@ class Snapshot:
     usage_totals: dict[tuple[str, str], tuple[TokenTotals, float]] = field(default_factory=dict)
     # (monitor, endpoint, scorer) -> the newest judge-drift sentinel check of a judge scorer
     judge_checks: dict[tuple[str, str, str], JudgeCheck] = field(default_factory=dict)
+    # slices (`scorer[field=value]`): labels (monitor, benchmark, endpoint, scorer, slice)
+    slice_scores: list[tuple[tuple[str, ...], ScoreSummary]] = field(default_factory=list)
+    slice_verdicts: list[tuple[tuple[str, ...], Verdict]] = field(default_factory=list)
 
 
 def build_snapshot(
@@ -95,8 +101,15 @@ def build_snapshot(
         if run.status is RunStatus.SUCCEEDED:
             scored = {s.scorer for s in scores.get(run.id, ())}
             for s in scores.get(run.id, ()):
+                if (cut := parse_slice_name(s.scorer)) is not None:
+                    snap.slice_scores.append(((run.monitor, run.benchmark, run.endpoint, *cut), s))
+                    continue
                 snap.scores.append(((run.monitor, run.benchmark, run.endpoint, s.scorer), s))
             for v in verdicts.get(run.id, ()):
+                if (cut := parse_slice_name(v.scorer)) is not None:
+                    labels = (run.monitor, run.benchmark, run.endpoint, *cut)
+                    snap.slice_verdicts.append((labels, v))
+                    continue
                 labels = (run.monitor, run.benchmark, run.endpoint, v.scorer)
                 (snap.verdicts if v.scorer in scored else snap.drift).append((labels, v))
     for (mon, bench, ep), (ok, errors) in item_totals.items():
@@ -154,6 +167,7 @@ class StoreCollector(Collector):
         yield from _served_families(snap)
         yield from _usage_families(snap)
         yield from _judge_families(snap)
+        yield from _slice_families(snap)
 
 
 def _finite(value: float | None) -> bool:
@@ -282,6 +296,47 @@ def _target_families(snap: Snapshot) -> Iterator[Metric]:
         target = next(t for t in snap.targets if t.monitor == key[0])
         floor.add_metric(key, target.score_floor)  # type: ignore[arg-type]
     yield from (interval, floor)
+
+
+def _slice_families(snap: Snapshot) -> Iterator[Metric]:
+    """A benchmark's slices (`slices:`), with a bounded `slice` label (field=value; at most
+    monitor.core.slices.MAX_SLICE_VALUES per benchmark)."""
+    score = GaugeMetricFamily(
+        "monitor_slice_score",
+        "Score of one slice of the latest succeeded run (mean of its items' scores, 0..1).",
+        labels=SLICE_LABELS,
+    )
+    effect = GaugeMetricFamily(
+        "monitor_slice_regression_effect",
+        "Current minus baseline score of one slice's items in the latest succeeded run.",
+        labels=SLICE_LABELS,
+    )
+    detected = GaugeMetricFamily(
+        "monitor_slice_regression_detected",
+        "1 when the latest succeeded run's paired test of one slice was a regression.",
+        labels=SLICE_LABELS,
+    )
+    floor = GaugeMetricFamily(
+        "monitor_slice_score_floor",
+        "Configured minimum acceptable score of one slice (a monitor's slice_floors).",
+        labels=("monitor", "benchmark", "scorer", "slice"),
+    )
+    for labels, s in snap.slice_scores:
+        if _finite(s.value):
+            score.add_metric(labels, s.value)  # type: ignore[arg-type]
+    for labels, v in snap.slice_verdicts:
+        if _finite(v.effect):
+            effect.add_metric(labels, v.effect)  # type: ignore[arg-type]
+        detected.add_metric(labels, 1.0 if v.verdict is VerdictKind.REGRESSED else 0.0)
+    floors = {
+        (t.monitor, t.benchmark, scorer, label): value
+        for t in snap.targets
+        for label, value in t.slice_floors.items()
+        for scorer in t.scorers
+    }
+    for key, value in sorted(floors.items()):
+        floor.add_metric(key, value)
+    yield from (score, effect, detected, floor)
 
 
 def _served_families(snap: Snapshot) -> Iterator[Metric]:

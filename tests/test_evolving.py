@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
+import random
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,10 @@ import pytest
 
 from monitor.benchmarks.loader import load_benchmark
 from monitor.config import Settings, parse_settings
-from monitor.core.model import Benchmark, RunStatus, Verdict, VerdictKind
+from monitor.core.model import Benchmark, Item, Response, RunStatus, Verdict, VerdictKind
+from monitor.core.slices import MAX_SLICE_VALUES
+from monitor.documents import run_document
+from monitor.metrics import Metrics, MonitorTarget, build_snapshot
 from monitor.core.scoring import build_scorer
 from monitor.judge import StoreJudge
 from monitor.runner import Runner, RunRequest
@@ -178,3 +184,123 @@ class TestContinuity:
         lowered = "[{exact_match: {normalize: [strip, lower]}}]"
         _, verdicts = await run(store, config(data, scorers=lowered), m)
         assert main(verdicts).verdict is VerdictKind.NO_BASELINE
+
+
+class FlakyModel:
+    """An endpoint whose answer to item i is right with probability p[i], drawn from a
+    seeded generator per (request count, item): runs differ, the test does not."""
+
+    def __init__(self, p: dict[str, float], seed: int = 7) -> None:
+        self.name = "ep"
+        self.p = p
+        self.seed = seed
+        self.calls = 0
+
+    async def predict(self, item: Item) -> Response:
+        self.calls += 1
+        rng = random.Random(f"{self.seed}:{self.calls // len(self.p)}:{item.key}")
+        right = rng.random() < self.p[item.key]
+        return Response("yes" if right else "no", 0.01, model_id="m-1")
+
+
+def sliced_rows() -> list[dict[str, Any]]:
+    """1,000 items in 10 categories of 100: half of each category flaky (p = 0.5)."""
+    return rows(1000, sliced=True)
+
+
+def flaky_p() -> dict[str, float]:
+    return {f"i{k}": 0.5 if (k // 10) % 2 else 1.0 for k in range(1000)}
+
+
+class TestSlices:
+    async def test_a_slice_regresses_while_the_aggregate_does_not(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        """The flaky items of category c9 fall from 0.5 to 0.1: 40 points of c9's flaky half,
+        2 points overall, inside the aggregate's noise; the slice test names c9."""
+        data = tmp_path / "b.jsonl"
+        write(data, sliced_rows())
+        cfg = config(data, extra=", slices: [category]")
+        p = flaky_p()
+        m = FlakyModel(p)
+        for _ in range(20):
+            _, verdicts = await run(store, cfg, m)
+        quiet = [v for v in verdicts if v.scorer.startswith("exact_match[")]
+        assert len(quiet) == 10
+        assert {v.verdict for v in quiet} <= {VerdictKind.OK, VerdictKind.WARN}
+        for k in range(9, 1000, 10):
+            if p[f"i{k}"] < 1.0:
+                p[f"i{k}"] = 0.1
+        _, verdicts = await run(store, cfg, m)
+        by = {v.scorer: v for v in verdicts}
+        assert by["exact_match[category=c9]"].verdict is VerdictKind.REGRESSED
+        assert by["exact_match"].verdict is not VerdictKind.REGRESSED, by["exact_match"].detail
+        others = [by[f"exact_match[category={c}]"].verdict for c in CATEGORIES[:9]]
+        assert VerdictKind.REGRESSED not in others
+
+    async def test_slice_scores_are_stored_and_exported(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        data = tmp_path / "b.jsonl"
+        write(data, sliced_rows())
+        cfg = config(data, extra=", slices: [category]")
+        m = FlakyModel(flaky_p())
+        await run(store, cfg, m)
+        (latest,) = store.latest_runs()
+        scores = store.run_scores([latest.id])[latest.id]
+        doc = run_document(latest, scores, store.run_verdicts([latest.id])[latest.id])
+        assert [s["slice"] for s in doc["slices"]] == [f"category={c}" for c in CATEGORIES]
+        assert all(s["n"] == 100 for s in doc["slices"])
+        metrics = Metrics()
+        target = MonitorTarget(
+            "mon", "b", "ep", None, None, ("exact_match",), slice_floors={"category=c1": 0.6}
+        )
+        metrics.update(
+            build_snapshot(
+                latest_runs=[latest],
+                scores={latest.id: scores},
+                verdicts={},
+                run_counts={},
+                item_totals={},
+                targets=[target],
+            )
+        )
+        text = metrics.render().decode()
+        assert (
+            'monitor_slice_score{benchmark="b",endpoint="ep",monitor="mon",scorer="exact_match",slice="category=c3"}'
+            in text
+        )
+        assert 'scorer="exact_match[category=c3]"' not in text  # never an unbounded scorer label
+        assert (
+            'monitor_slice_score_floor{benchmark="b",monitor="mon",scorer="exact_match",slice="category=c1"} 0.6'
+            in text
+        )
+
+    def test_more_slice_values_than_the_cap_fail_check_config(self, tmp_path: Path) -> None:
+        data = tmp_path / "b.jsonl"
+        write(data, [{**r, "category": f"v{k}"} for k, r in enumerate(rows(MAX_SLICE_VALUES + 1))])
+        cfg = tmp_path / "monitor.yaml"
+        cfg.write_text(
+            f"""endpoints: [{{name: ep, type: openai-chat, url: "http://127.0.0.1:1/v1", model: m}}]
+benchmarks:
+  - name: b
+    data: "{data}"
+    reference: label
+    scorers: [exact_match]
+    slices: [category]
+monitors: [{{name: mon, benchmark: b, endpoints: [ep]}}]
+""",
+            encoding="utf-8",
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor", "check-config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stdout + done.stderr
+        out = done.stdout + done.stderr
+        assert f"{cfg}:7: benchmarks[0].slices" in out
+        assert f"{data}:{MAX_SLICE_VALUES + 1}" in out
+        assert f"more than {MAX_SLICE_VALUES} slice values" in out
