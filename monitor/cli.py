@@ -372,6 +372,7 @@ def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
 def _slice_lines(o: RunOutcome) -> list[str]:
     """A regressed slice, named, with how its scorer did overall: a slice can regress while
     the aggregate is ok."""
+    from monitor.core.model import VerdictKind
     from monitor.core.slices import parse_slice_name
 
     overall = {v.scorer: v.verdict.value for v in o.verdicts}

@@ -107,8 +107,9 @@ def build_snapshot(
                 snap.scores.append(((run.monitor, run.benchmark, run.endpoint, s.scorer), s))
             for v in verdicts.get(run.id, ()):
                 if (cut := parse_slice_name(v.scorer)) is not None:
-                    labels = (run.monitor, run.benchmark, run.endpoint, *cut)
-                    snap.slice_verdicts.append((labels, v))
+                    snap.slice_verdicts.append(
+                        ((run.monitor, run.benchmark, run.endpoint, *cut), v)
+                    )
                     continue
                 labels = (run.monitor, run.benchmark, run.endpoint, v.scorer)
                 (snap.verdicts if v.scorer in scored else snap.drift).append((labels, v))
@@ -323,7 +324,7 @@ def _slice_families(snap: Snapshot) -> Iterator[Metric]:
     )
     for labels, s in snap.slice_scores:
         if _finite(s.value):
-            score.add_metric(labels, s.value)  # type: ignore[arg-type]
+            score.add_metric(labels, s.value)
     for labels, v in snap.slice_verdicts:
         if _finite(v.effect):
             effect.add_metric(labels, v.effect)  # type: ignore[arg-type]
