@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from monitor.clock import utc_now
 from monitor.config import MonitorSettings
@@ -222,6 +222,7 @@ class StoreJudge:
         store.save_verdicts(run.id, verdicts)
         events = [change.to_json()] if change is not None else []
         events += [c.to_json() for _, c in judged.values() if c is not None]
+        events += comparable.events()
         store.set_run_events(run.id, events)
         return verdicts
 
@@ -442,6 +443,21 @@ class _Comparable:
             keep = self.keys.get(rid, frozenset())
             out[rid] = {k: v for k, v in scores.items() if k in keep}
         return out
+
+    def events(self) -> list[dict[str, Any]]:
+        """The run's record of a cross-version comparison (the API's run events; the web
+        view's trend marks the version change as continued)."""
+        if self.keys is None:
+            return []
+        return [
+            {
+                "kind": "benchmark_versions_compared",
+                "versions": list(self.versions),
+                "new_items": len(self.new),
+                "changed_items": len(self.changed),
+                "cosmetic_template_change": list(self.reworded),
+            }
+        ]
 
     def coverage(self, current: Mapping[str, float]) -> str | None:
         """The detail's account of a cross-version comparison, for these items."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from monitor.api.ui import _version_change
 from monitor.benchmarks.loader import load_benchmark
 from monitor.config import Settings, parse_settings
 from monitor.core.model import Benchmark, Item, Response, RunStatus, Verdict, VerdictKind
@@ -109,6 +110,19 @@ class TestContinuity:
         assert first.version in v.detail
         assert "20 new item(s) and 0 changed item(s)" in v.detail
         assert v.baseline.startswith("rolling:20 (runs 1,2,3,4,5)")
+        judged = store.get_run(6)
+        assert judged is not None
+        (event,) = [e for e in judged.events if e["kind"] == "benchmark_versions_compared"]
+        assert event == {
+            "kind": "benchmark_versions_compared",
+            "versions": [first.version],
+            "new_items": 20,
+            "changed_items": 0,
+            "cosmetic_template_change": [],
+        }
+        assert "compared item by item" in _version_change(judged)
+        assert store.get_run(5) is not None
+        assert _version_change(store.get_run(5)).endswith("a new baseline")  # type: ignore[arg-type]
         m.answers.update({f"i{k}": "no" for k in range(1, 11)})  # 10 unchanged items break
         _, verdicts = await run(store, cfg, m)
         v = main(verdicts)

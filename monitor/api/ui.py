@@ -204,6 +204,19 @@ def _fingerprint_changes(before: Fingerprint | None, after: Fingerprint | None) 
     return out
 
 
+def _version_change(run: Run) -> str:
+    """A benchmark version change on a trend: continued item by item, or a new history."""
+    version = f"benchmark version {run.benchmark_version[:12]}"
+    event = next((e for e in run.events if e.get("kind") == "benchmark_versions_compared"), None)
+    if event is None:
+        return f"{version}: a new baseline"
+    return (
+        f"{version}: compared item by item with earlier versions "
+        f"({event.get('new_items', 0)} new, {event.get('changed_items', 0)} changed item(s) "
+        "left out)"
+    )
+
+
 def _polygon(upper: Sequence[tuple[float, float]], lower: Sequence[tuple[float, float]]) -> str:
     if not upper:
         return ""
@@ -269,7 +282,7 @@ def trend_chart(rows: Sequence[TrendRun], *, width: int = 760, height: int = 240
             if r.run.model_id != prev.model_id:
                 changes.append(f"model {prev.model_id or '?'} → {r.run.model_id or '?'}")
             if r.run.benchmark_version != prev.benchmark_version:
-                changes.append(f"benchmark version {r.run.benchmark_version[:12]}")
+                changes.append(_version_change(r.run))
             changes.extend(_fingerprint_changes(prev.fingerprint, r.run.fingerprint))
             if changes:
                 markers.append(ChartMarker((x + x_of(i - 1)) / 2, "; ".join(changes)))
