@@ -36,8 +36,10 @@ Json = dict[str, Any]
 M = 'monitor=~"$monitor"'
 ME = 'monitor=~"$monitor",endpoint=~"$endpoint"'
 MES = 'monitor=~"$monitor",endpoint=~"$endpoint",scorer=~"$scorer"'
+MESS = 'monitor=~"$monitor",endpoint=~"$endpoint",scorer=~"$scorer",slice=~"$slice"'
 E = 'endpoint=~"$endpoint"'
 SCORE_KEYS = "monitor, benchmark, endpoint, scorer"
+SLICE_KEYS = "monitor, benchmark, endpoint, scorer, slice"
 QUANTILES = (("A", "0.5", "p50"), ("B", "0.9", "p90"), ("C", "0.99", "p99"))
 
 
@@ -496,6 +498,16 @@ def overview() -> Json:
             steps=thresholds(("green", None), ("red", 1)),
         ),
         stat(
+            "Regressed slices",
+            "Slices (a benchmark's `slices:`, field=value) of a scorer whose latest run is a "
+            "significant regression on the slice's own items "
+            "(monitor_slice_regression_detected == 1); the scorer may be ok over all items.",
+            f"count(max by ({SLICE_KEYS}) (monitor_slice_regression_detected{{{ME}}}) == 1)"
+            " or vector(0)",
+            "none",
+            steps=thresholds(("green", None), ("red", 1)),
+        ),
+        stat(
             "Below floor",
             "Latest scores below the monitor's configured score_floor.",
             f"count({score_of('monitor_benchmark_score', ME)}"
@@ -553,8 +565,9 @@ def overview() -> Json:
         ),
     ]
     lay.add(row("Summary"), 24, 1)
-    for panel in stats:
-        lay.add(panel, 3, 4)
+    # nine stats on 24 columns: the three status stats (daemon, reload, version) are narrower
+    for panel, width in zip(stats, [3] * 6 + [2] * 3, strict=True):
+        lay.add(panel, width, 4)
 
     lay.add(row("Monitors"), 24, 1)
     detail_link = link_to(
@@ -887,6 +900,136 @@ def monitor_detail() -> Json:
         8,
     )
 
+    lay.add(row("Slices"), 24, 1)
+    slice_of = f"{{{MESS}}}"
+    by_slice = "max by (endpoint, scorer, slice)"
+    lay.add(
+        stat(
+            "Regressed slices",
+            "Slices of the selected scorers whose latest run is a significant regression on "
+            "the slice's own items (monitor_slice_regression_detected == 1); "
+            "MonitorSliceRegressed fires for each.",
+            f"count({by_slice} (monitor_slice_regression_detected{slice_of}) == 1) or vector(0)",
+            "none",
+            steps=thresholds(("green", None), ("red", 1)),
+        ),
+        4,
+        8,
+    )
+    lay.add(
+        table(
+            "Slices: latest run against baseline",
+            "One row per endpoint, scorer and slice (a benchmark's `slices:`, field=value): the "
+            "slice's score in the latest succeeded run, its baseline, the effect (score minus "
+            "baseline) and the verdict of its own paired test. The slice's flipped items are on "
+            "the run page of the daemon's web view.",
+            [
+                ("Score", f"{by_slice} (monitor_slice_score{slice_of})"),
+                (
+                    "Baseline",
+                    f"{by_slice} (monitor_slice_score{slice_of})"
+                    f" - {by_slice} (monitor_slice_regression_effect{slice_of})",
+                ),
+                ("Effect", f"{by_slice} (monitor_slice_regression_effect{slice_of})"),
+                ("Verdict", f"{by_slice} (monitor_slice_regression_detected{slice_of})"),
+            ],
+            keys=["endpoint", "scorer", "slice"],
+            sort_by="Verdict",
+            overrides=[
+                override(
+                    "byName",
+                    "slice",
+                    links=[trend_page("${monitor}", "${__data.fields.endpoint}")],
+                ),
+                override("byName", "Score", decimals=3),
+                override("byName", "Baseline", decimals=3),
+                override(
+                    "byName",
+                    "Effect",
+                    decimals=3,
+                    custom__cellOptions={"type": "color-text"},
+                    thresholds=thresholds(("red", None), ("green", 0)),
+                ),
+                override(
+                    "byName",
+                    "Verdict",
+                    mappings=VERDICT,
+                    custom__cellOptions={"mode": "basic", "type": "color-background"},
+                ),
+            ],
+        ),
+        20,
+        8,
+    )
+    lay.add(
+        timeseries(
+            "Slice scores",
+            "Latest succeeded run's score per slice, and the slice floors configured in the "
+            "monitor's slice_floors (dashed); MonitorSliceBelowFloor fires under a floor.",
+            [
+                target(
+                    f"{by_slice} (monitor_slice_score{slice_of})",
+                    "{{slice}} {{scorer}} on {{endpoint}}",
+                    "A",
+                ),
+                target(
+                    "max by (scorer, slice) (monitor_slice_score_floor"
+                    f'{{{M},scorer=~"$scorer",slice=~"$slice"}})',
+                    "{{slice}} {{scorer}} floor",
+                    "B",
+                ),
+            ],
+            "percentunit",
+            overrides=[
+                override(
+                    "byRegexp",
+                    ".* floor",
+                    custom__lineStyle={"dash": [4, 4], "fill": "dash"},
+                    color={"fixedColor": "red", "mode": "fixed"},
+                )
+            ],
+            links=[trend_page("${monitor}", "${__field.labels.endpoint}")],
+        ),
+        8,
+        8,
+    )
+    lay.add(
+        timeseries(
+            "Slice effect against baseline",
+            "Slice score minus its baseline on the same items. Below zero is a drop; "
+            "MonitorSliceRegressed fires when a drop is significant and at least min_effect.",
+            [
+                target(
+                    f"{by_slice} (monitor_slice_regression_effect{slice_of})",
+                    "{{slice}} {{scorer}} on {{endpoint}}",
+                )
+            ],
+            "percentunit",
+            threshold_line=0,
+        ),
+        8,
+        8,
+    )
+    lay.add(
+        timeseries(
+            "Slice verdicts",
+            "1 while the latest run is a significant regression of the slice "
+            "(monitor_slice_regression_detected).",
+            [
+                target(
+                    f"{by_slice} (monitor_slice_regression_detected{slice_of})",
+                    "{{slice}} {{scorer}} on {{endpoint}}",
+                )
+            ],
+            "none",
+            minimum=0,
+            maximum=1,
+            fill=30,
+        ),
+        8,
+        8,
+    )
+
     lay.add(row("Runs"), 24, 1)
     run_q = [
         target(
@@ -1142,7 +1285,7 @@ def monitor_detail() -> Json:
         UID_DETAIL,
         "Monitor / Detail",
         "One monitor: score with confidence interval against baseline and floor, drift "
-        "p-values and effect, runs, items and endpoint latency.",
+        "p-values and effect, slices, runs, items and endpoint latency.",
         lay,
         [
             query_variable(
@@ -1160,6 +1303,8 @@ def monitor_detail() -> Json:
             query_variable(
                 "scorer", "Scorer", f"label_values(monitor_benchmark_score{{{M}}}, scorer)"
             ),
+            # a benchmark's `slices:` (field=value); none for a monitor without slices
+            query_variable("slice", "Slice", f"label_values(monitor_slice_score{{{M}}}, slice)"),
             UI_VARIABLE,
         ],
         time_from="now-7d",

@@ -184,7 +184,8 @@ def _exporter_registry() -> tuple[  # noqa: PLR0915 - the simulated data, kept i
     """Every catalog metric with plausible values; `tick` moves the counters on, `fail_run`
     counts one failed run of intents-prod on chat-canary.
 
-    intents-prod on chat-prod regressed (effect -0.052) and is below its floor of 0.8;
+    intents-prod on chat-prod regressed (effect -0.052) and is below its floor of 0.8, and
+    its slice label=refund regressed (effect -0.09) above that slice's floor of 0.6;
     on chat-canary it is healthy.
     """
     reg = CollectorRegistry()
@@ -249,6 +250,24 @@ def _exporter_registry() -> tuple[  # noqa: PLR0915 - the simulated data, kept i
             errors.labels(endpoint, kind)
         run_duration.labels("intents-prod", endpoint).observe(42)
     floor.labels("intents-prod", "support-intents", "exact_match").set(0.8)
+    slice_labels = [*score_labels, "slice"]
+    slice_score = gauge("monitor_slice_score", slice_labels)
+    slice_effect = gauge("monitor_slice_regression_effect", slice_labels)
+    slice_detected = gauge("monitor_slice_regression_detected", slice_labels)
+    slice_floor = gauge("monitor_slice_score_floor", ["monitor", "benchmark", "scorer", "slice"])
+    for endpoint, label, value, eff, flag in (
+        ("chat-prod", "label=refund", 0.70, -0.09, 1),
+        ("chat-prod", "label=billing", 0.84, -0.01, 0),
+        ("chat-prod", "label=other", 0.80, 0.0, 0),
+        ("chat-canary", "label=refund", 0.86, 0.0, 0),
+        ("chat-canary", "label=billing", 0.87, 0.0, 0),
+        ("chat-canary", "label=other", 0.85, 0.0, 0),
+    ):
+        cut = ("intents-prod", "support-intents", endpoint, "exact_match", label)
+        slice_score.labels(*cut).set(value)
+        slice_effect.labels(*cut).set(eff)
+        slice_detected.labels(*cut).set(flag)
+    slice_floor.labels("intents-prod", "support-intents", "exact_match", "label=refund").set(0.6)
     model = gauge("monitor_endpoint_model_info", ["endpoint", "model", "fingerprint"])
     changed = gauge("monitor_served_model_changed", ["monitor", "endpoint"])
     model.labels("chat-prod", "gpt-4o-2024-11-20", "fp_b").set(1)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 _SCORE = ("monitor", "benchmark", "endpoint", "scorer")
+_SLICE = (*_SCORE, "slice")  # a benchmark's `slices:`, slice="field=value"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ CATALOG: dict[str, Metric] = {
     "monitor_judge_calibration_items": Metric(
         "gauge", ("monitor", "endpoint", "scorer", "outcome")
     ),
+    "monitor_slice_score": Metric("gauge", _SLICE),
+    "monitor_slice_regression_effect": Metric("gauge", _SLICE),
+    "monitor_slice_regression_detected": Metric("gauge", _SLICE),
+    "monitor_slice_score_floor": Metric("gauge", ("monitor", "benchmark", "scorer", "slice")),
     # counters (exposed with the _total suffix)
     "monitor_runs_total": Metric("counter", ("monitor", "endpoint", "status")),
     "monitor_items_total": Metric("counter", ("monitor", "benchmark", "endpoint", "outcome")),

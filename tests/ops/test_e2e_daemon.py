@@ -5,6 +5,8 @@ One scenario (module fixture), all on 127.0.0.1:
 - `monitor demo-endpoint` simulates a model whose stable items start failing after five runs
   (`regress_after=5 * ITEMS`); monitor `fast` runs the 400-item benchmark on it every second
   with `baseline: rolling:3` and a score floor (so that `monitor_score_floor` is exported).
+  The benchmark has `slices: [label]`: each of refund, billing and other is tested on its own
+  items, and `fast` has a slice floor (so that every `monitor_slice_*` family is exported).
 - Monitor `broken` runs 20 items every second on endpoint `dead`, a closed port: every request
   is refused, so `monitor_endpoint_errors_total` moves and every run ends `degraded`, which
   fires MonitorRunsFailing.
@@ -13,8 +15,9 @@ One scenario (module fixture), all on 127.0.0.1:
   (the shipped one scrapes docker hostnames); Alertmanager runs the SHIPPED config with only
   its webhook URLs (pointed at a recording webhook, paths kept) and group timers rewritten.
 
-The tests then check that the regression alert reaches the critical receiver with its labels
-and evidence, that re-baselining through the API resolves it, that every dashboard panel has
+The tests then check that a slice's regression alert and the regression alert reach the
+critical receiver with their labels and evidence, that re-baselining through the API resolves
+the latter, that every dashboard panel has
 data in that Prometheus, and that every metric the dashboards and rules use is in the daemon's
 real exposition.
 """
@@ -56,8 +59,9 @@ endpoints:
   # its requests do not move the first one's scripted regression
   - {{name: judged-sim, type: openai-chat, url: "{judge_url}", model: sim, concurrency: 8}}
 benchmarks:
+  # slices: each value of the items' `label` field (refund, billing, other) tested on its own
   - {{name: intents, data: items.jsonl, prompt: {prompt}, reference: label,
-      scorers: [exact_match]}}
+      scorers: [exact_match], slices: [label]}}
   - {{name: intents-small, data: items.jsonl, limit: 20, prompt: {prompt}, reference: label,
       scorers: [exact_match]}}
   - {{name: intents-judged, data: items.jsonl, limit: 20, prompt: {prompt}, reference: label,
@@ -70,6 +74,7 @@ monitors:
     schedule: {{every: 1s}}
     drift: {{baseline: "rolling:3"}}
     score_floor: 0.5  # far below the regressed score: MonitorScoreBelowFloor stays silent
+    slice_floors: {{"label=refund": 0.1}}  # far below too: MonitorSliceBelowFloor stays silent
   - name: broken
     benchmark: intents-small
     endpoints: [dead]
@@ -199,6 +204,78 @@ class TestStack:
         ]
 
 
+class TestSliceRegressionAlert:
+    def test_a_regressed_slice_fires_with_its_label_and_evidence(self, scenario: Scenario) -> None:
+        """The scripted regression breaks stable items of every label: a slice's own test flags
+        it, and MonitorSliceRegressed reaches the critical receiver naming the slice, with the
+        evidence of a run the daemon judged regressed on that slice. The slice floor (0.1) is
+        far below every slice's score: MonitorSliceBelowFloor stays silent.
+        Runs before TestRegressionAlert, whose re-baselining ends the regression."""
+        daemon, stack = scenario.daemon, scenario.stack
+        post = stack.webhook.wait_for(
+            lambda p: _is_alert(
+                p, "firing", "/alerts/critical", "MonitorSliceRegressed", **REGRESSION
+            ),
+            TIMEOUT,
+            "with MonitorSliceRegressed firing",
+        )
+        assert post.body["receiver"] == "monitor-critical"
+        assert post.body["groupLabels"] == {"monitor": "fast", "endpoint": "sim"}
+        alert = _alert(post, "MonitorSliceRegressed")
+        slice_label = alert["labels"]["slice"]
+        assert slice_label in {"label=refund", "label=billing", "label=other"}
+        assert alert["labels"] == {
+            "alertname": "MonitorSliceRegressed",
+            "monitor": "fast",
+            "benchmark": "intents",
+            "endpoint": "sim",
+            "scorer": "exact_match",
+            "slice": slice_label,
+            "severity": "critical",
+            "job": "monitor",
+        }
+        notes = alert["annotations"]
+        assert notes["summary"] == (
+            f"intents/exact_match regressed on slice {slice_label} on endpoint sim (monitor fast)"
+        )
+        description = notes["description"]
+        assert "n/a" not in description, description  # every evidence lookup found its series
+        evidence = re.fullmatch(
+            rf"Slice {re.escape(slice_label)} of scorer exact_match of benchmark intents "
+            r"changed by (?P<effect>[-+]\d\.\d{3}) on endpoint sim \(monitor fast\): latest "
+            r"slice score (?P<score>\d\.\d{3}) against a baseline of "
+            r"(?P<baseline>\d\.\d{3}); the scorer over all items scored \d\.\d{3} "
+            r"\((?:regressed too|not regressed)\)\. The drop on the slice's items is "
+            r"statistically significant and at least the monitor's min_effect\.",
+            description,
+        )
+        assert evidence, description
+        effect, score, baseline = (float(evidence[k]) for k in ("effect", "score", "baseline"))
+        assert effect <= -0.01  # a drop of at least min_effect (default 0.01)
+        assert abs(score - baseline - effect) <= 0.0015  # rounding to 3 places
+        assert notes["runbook_url"] == f"{daemon.base}/ui/alerts#monitorsliceregressed"
+        assert 'id="monitorsliceregressed"' in _page(notes["runbook_url"])
+        assert notes["dashboard"].endswith(
+            "var-monitor=fast&var-endpoint=sim&var-scorer=exact_match"
+            f"&var-slice={slice_label.replace('=', '%3D')}"
+        )
+        # the annotation shows the slice verdict of a run the daemon judged regressed, and
+        # that run's page in the web view has the slice's verdict row
+        name = f"exact_match[{slice_label}]"
+        regressed = [
+            r
+            for r in _runs(daemon, "fast", "sim")
+            if r["verdicts"].get(name, {}).get("verdict") == "regressed"
+            and f"{r['verdicts'][name]['effect']:+.3f}" == evidence["effect"]
+        ]
+        assert regressed, (name, evidence["effect"])
+        assert name in _page(f"{daemon.base}/ui/runs/{regressed[0]['id']}")
+        # the floor is exported, and far below: no MonitorSliceBelowFloor
+        floor = _gauge(daemon, "monitor_slice_score_floor", monitor="fast", slice="label=refund")
+        assert floor == 0.1
+        assert stack.query('ALERTS{alertname="MonitorSliceBelowFloor"}') == []
+
+
 class TestRegressionAlert:
     def test_fires_with_labels_and_evidence_then_resolves_after_rebaselining(
         self, scenario: Scenario
@@ -299,9 +376,12 @@ class TestRegressionAlert:
             TIMEOUT,
             "with MonitorRegressionDetected resolved",
         )
-        assert resolved.body["status"] == "resolved"
+        # the group (monitor, endpoint) also holds the slices' MonitorSliceRegressed alerts,
+        # which may still fire: the alert is resolved, not necessarily the whole group
         assert resolved.body["receiver"] == "monitor-critical"
-        assert _alert(resolved, "MonitorRegressionDetected")["labels"] == alert["labels"]
+        ended = _alert(resolved, "MonitorRegressionDetected")
+        assert ended["status"] == "resolved"
+        assert ended["labels"] == alert["labels"]
         assert stack.query(
             "max without (instance, pod) (monitor_regression_detected"
             '{monitor="fast",endpoint="sim",scorer="exact_match"}) == 0'

@@ -74,6 +74,8 @@ class TestRuleFiles:
             "MonitorStale",
             "MonitorEndpointErrors",
             "MonitorDown",
+            "MonitorSliceRegressed",
+            "MonitorSliceBelowFloor",
         } <= set(ALERT_NAMES)
 
     @pytest.mark.parametrize("alert", ALERT_NAMES)
@@ -201,7 +203,8 @@ class TestAlertPipeline:
     """The rules in a real Prometheus 2.x, routed by the real Alertmanager config to webhooks.
 
     The simulated exporter (tests/ops/conftest.py) has intents-prod regressed and below its
-    floor on chat-prod, and one failed run on chat-canary.
+    floor on chat-prod, with its slice label=refund regressed (above that slice's floor), and
+    one failed run on chat-canary.
     """
 
     @staticmethod
@@ -250,6 +253,22 @@ class TestAlertPipeline:
             "(monitor intents-prod), below the configured floor of 0.800 by 0.020."
         )
 
+    def test_slice_regression_reaches_the_critical_webhook(self, live_stack: Any) -> None:
+        """A regressed slice pages via the critical route, naming the slice, its numbers and
+        the scorer over all items."""
+        body = live_stack.wait_for_post(self._firing("MonitorSliceRegressed", "/alerts/critical"))
+        alert = self._alert(body, "MonitorSliceRegressed")
+        assert alert["labels"]["slice"] == "label=refund"
+        assert alert["labels"]["endpoint"] == "chat-prod"
+        assert alert["annotations"]["description"] == (
+            "Slice label=refund of scorer exact_match of benchmark support-intents changed by "
+            "-0.090 on endpoint chat-prod (monitor intents-prod): latest slice score 0.700 "
+            "against a baseline of 0.790; the scorer over all items scored 0.780 (regressed "
+            "too). The drop on the slice's items is statistically significant and at least the "
+            "monitor's min_effect."
+        )
+        assert alert["annotations"]["dashboard"].endswith("&var-slice=label%3Drefund")
+
     def test_failed_run_reaches_the_warning_webhook(self, live_stack: Any) -> None:
         """A failed run goes to the warning route, naming monitor and endpoint."""
         body = live_stack.wait_for_post(self._firing("MonitorRunsFailing", "/alerts/warning"))
@@ -269,3 +288,10 @@ class TestAlertPipeline:
         assert ("MonitorRegressionDetected", "chat-prod") in by_endpoint
         assert ("MonitorRegressionDetected", "chat-canary") not in by_endpoint
         assert ("MonitorScoreBelowFloor", "chat-canary") not in by_endpoint
+        slices = {
+            (a["metric"]["alertname"], a["metric"].get("endpoint"), a["metric"].get("slice"))
+            for a in firing
+            if a["metric"]["alertname"].startswith("MonitorSlice")
+        }
+        # label=refund on chat-prod regressed, above its floor; nothing else about slices
+        assert slices == {("MonitorSliceRegressed", "chat-prod", "label=refund")}
