@@ -133,6 +133,9 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 PageName = Annotated[str, PathParam(pattern=NAME)]
 OptName = Annotated[str | None, Query(pattern=NAME)]
+# a scorer, or one of its subsets: `exact_match[private]`, `exact_match[category=refund]`
+SCORER = NAME.removesuffix("$") + r"(\[[^\[\]]{1,200}\])?$"
+OptScorer = Annotated[str | None, Query(pattern=SCORER)]
 
 
 async def login_required(request: Request, exc: Exception) -> Response:
@@ -723,7 +726,7 @@ async def run_page(
     db: Store,
     _auth: UiAuth,
     *,
-    scorer: OptName = None,
+    scorer: OptScorer = None,
     split: Annotated[str | None, Query(max_length=200)] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> HTMLResponse:

@@ -6,6 +6,8 @@ import asyncio
 import re
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -101,6 +103,16 @@ class TestPaging:
             keys += KEY.findall(served.page(f"split=hard&page={page}"))
         expected = {k for k in served.down + served.up if int(k[1:]) % 2}
         assert set(keys) == expected
+
+    def test_a_slice_is_a_scorer_the_filter_accepts(self, served: Served) -> None:
+        """`scorer=exact_match[category=refund]` (a slice's verdict) is a filter, not a 422;
+        a name with stray brackets still is one."""
+        query = urllib.parse.urlencode({"scorer": "exact_match[category=refund]"})
+        assert "No flipped items for this filter." in served.page(query)  # 200, filtered
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            served.page(urllib.parse.urlencode({"scorer": "exact_match]["}))
+        assert bad.value.code == 422
+        bad.value.close()
 
     def test_fail_to_pass_items_are_marked(self, served: Served) -> None:
         """The five items that recovered are shown as fail -> pass."""
