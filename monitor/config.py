@@ -509,6 +509,8 @@ class MonitorSettings(_Model):
     alert: list[str] = Field(default_factory=list)
     degraded_threshold: float = Field(default=0.05, ge=0, le=1)
     score_floor: float | None = Field(default=None, ge=0, le=1)
+    # samples per item: scores are their means; pass@n and pass^n too (docs/configuration.md)
+    repeats: int = Field(default=1, ge=1, le=20)
     # per slice value of the benchmark ("category=refund": 0.9): a floor for that slice alone
     slice_floors: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
     budget: BudgetSettings = Field(default_factory=BudgetSettings)

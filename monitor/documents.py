@@ -13,13 +13,14 @@ from typing import Any
 from monitor.core.cost import RunUsage
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.judging import JudgeCheck
-from monitor.core.model import Rescore, Run, ScoreSummary, Verdict
+from monitor.core.model import ItemResult, Rescore, Run, ScoreSummary, Verdict
 from monitor.core.slices import parse_slice_name
 
 __all__ = [
     "json_float",
     "judge_check_document",
     "judges_document",
+    "repeats_document",
     "rescore_document",
     "run_document",
     "slices_document",
@@ -50,6 +51,7 @@ def run_document(
         "model_id": run.model_id,
         "n_items": run.n_items,
         "n_errors": run.n_errors,
+        "repeats": run.repeats,
         "started_at": run.started_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "duration_s": None if duration_s is None else round(duration_s, 3),
@@ -73,6 +75,25 @@ def run_document(
         # per judge scorer: the judge as configured and as it answered
         "judges": {} if run.fingerprint is None else judges_document(run.fingerprint),
         "judge_checks": [judge_check_document(c) for c in judge_checks],
+    }
+
+
+def repeats_document(result: ItemResult) -> dict[str, Any] | None:
+    """A repeated item's samples (a monitor's `repeats:`): per scorer how many samples
+    passed of how many were scored, the scorers whose samples disagree (`flaky`), and each
+    sample; null for an item sampled once."""
+    if not result.repeats:
+        return None
+    counts: dict[str, list[int]] = {}
+    for sample in result.repeats:
+        for name, value in (sample.get("scores") or {}).items():
+            passed, scored = counts.setdefault(name, [0, 0])
+            counts[name] = [passed + (value >= 0.5), scored + 1]
+    return {
+        "n": len(result.repeats),
+        "passed": {name: {"passed": k, "of": n} for name, (k, n) in sorted(counts.items())},
+        "flaky": sorted(name for name, (k, n) in counts.items() if 0 < k < n),
+        "samples": [dict(s) for s in result.repeats],
     }
 
 

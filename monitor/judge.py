@@ -125,7 +125,9 @@ class StoreJudge:
         pinned = [
             rid
             for rid in pinned_all
-            if (r := pinned_runs.get(rid)) is not None and r.benchmark_version in versions
+            if (r := pinned_runs.get(rid)) is not None
+            and r.benchmark_version in versions
+            and r.repeats == run.repeats
         ]
         if k is None:  # pinned: only pinned runs of this benchmark version count
             listed = ",".join(map(str, pinned)) or "none of this benchmark version"
@@ -136,6 +138,7 @@ class StoreJudge:
             benchmark_version=versions,
             k=k,
             before_run_id=run.id,
+            repeats=run.repeats,
         )
         if pinned:  # re-baselined: the window restarts at the pinned runs
             ids = sorted({*pinned, *(rid for rid in rolling if rid > max(pinned))})[-k:]
@@ -189,7 +192,8 @@ class StoreJudge:
                     evaluate_scorer(
                         ScorerHistory(
                             scorer=check,
-                            binary=scorer.binary,
+                            # with repeats a score is a share of samples: the continuous test
+                            binary=scorer.binary and run.repeats == 1,
                             current=scores,
                             baseline=[_only(per_run.get(rid, {}), scores) for rid in own_ids]
                             if check != name

@@ -108,6 +108,7 @@ class RunStore(Protocol):
         endpoint: str,
         trigger: str,
         started_at: datetime,
+        repeats: int = 1,
     ) -> Run: ...
 
     def add_item_results(self, run_id: int, results: Sequence[ItemResult]) -> None: ...
@@ -189,6 +190,7 @@ class JudgeStore(Protocol):
         benchmark_version: str | Sequence[str],
         k: int,
         before_run_id: int,
+        repeats: int = 1,
     ) -> list[int]: ...
 
     def benchmark_lineage(self, benchmark: str, version: str) -> dict[str, str | None]: ...

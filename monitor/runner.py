@@ -37,6 +37,7 @@ from monitor.core.evidence import RunEvidence, predicted_label
 from monitor.core.fingerprint import Fingerprint
 from monitor.core.judging import JUDGE_KINDS, Graded, Rescored
 from monitor.core.model import (
+    TOKEN_FIELDS,
     Benchmark,
     ErrorKind,
     Item,
@@ -45,6 +46,7 @@ from monitor.core.model import (
     Run,
     RunStatus,
     ScoreSummary,
+    Usage,
     Verdict,
 )
 from monitor.core.retry import RetryPolicy
@@ -122,6 +124,7 @@ class RunRequest:
     sentinels: tuple[Sentinel, ...] = ()  # calibration sets to re-score during this run
     # answers waiting for (or in) their judges at most; past it the model's workers wait
     judge_backlog: int = 256
+    repeats: int = 1  # samples per item (a monitor's `repeats:`)
 
     def built_scorers(self) -> tuple[Scorer, ...]:
         """The deterministic scorers: as given, or built from the benchmark's specs (the
@@ -264,6 +267,7 @@ class Runner:
                 endpoint=request.endpoint.name,
                 trigger=request.trigger,
                 started_at=self._clock(),
+                repeats=request.repeats,
             ),
         )
         log = self._log.bind(
@@ -276,7 +280,11 @@ class Runner:
         log.info("run_started", items=len(bench.items), trigger=request.trigger)
         progress = Progress(total=len(bench.items))
         collected = _Collected(
-            request.built_scorers(), request.fingerprint, request.pricing, request.graders
+            request.built_scorers(),
+            request.fingerprint,
+            request.pricing,
+            request.graders,
+            repeats=request.repeats,
         )
         self.active.add(run.id)
         try:
@@ -417,7 +425,10 @@ class Runner:
         writer = _ResultWriter(
             self._store, run.id, self._batch_size, self._flush_interval, self._retry
         )
-        items = iter(request.benchmark.items)
+        repeats = max(1, request.repeats)
+        # each sample is its own request; an item's samples are sent one after another
+        items = ((item, r) for item in request.benchmark.items for r in range(repeats))
+        samples: dict[str, list[ItemResult]] = {}  # item key -> its samples so far
         endpoint = request.endpoint
         observe = self._observe
 
@@ -428,6 +439,15 @@ class Runner:
         def record(item: Item, response: Response, graded: Mapping[str, Graded]) -> None:
             result = collected.add(item, response, graded)
             collected.check_budget()
+            if repeats > 1:
+                got = samples.setdefault(item.key, [])
+                got.append(result)
+                if len(got) < repeats:
+                    return
+                result = collected.combine(item, samples.pop(item.key))
+            store(result)
+
+        def store(result: ItemResult) -> None:
             writer.add(result)
             progress.done += 1
             if result.error is not None:
@@ -446,7 +466,7 @@ class Runner:
 
         async def work() -> None:
             # Workers share one iterator: no await between next() and use, so no races.
-            for item in items:
+            for item, _ in items:
                 if collected.stopped is not None:
                     return  # the budget is spent: the requests in flight finish, no more start
                 response = await endpoint.predict(item)
@@ -469,6 +489,9 @@ class Runner:
             await asyncio.gather(*workers)
             while judging:
                 await asyncio.gather(*list(judging))
+            by_key = {item.key: item for item in request.benchmark.items} if samples else {}
+            for key, got in list(samples.items()):  # a budget stopped the run mid-item
+                store(collected.combine(by_key[key], got))
             await asyncio.gather(*side)
             await writer.close()
             await asyncio.shield(saving)  # shared: an aborted run must not cancel it
@@ -630,7 +653,12 @@ class _Collected:
         fingerprint: Fingerprint | None = None,
         pricing: PricingPlan | None = None,
         graders: Sequence[Grader] = (),
+        *,
+        repeats: int = 1,
     ) -> None:
+        self.repeats = max(1, repeats)
+        # binary scorer -> item key -> (passing samples, scored samples), with repeats
+        self.passes: dict[str, dict[str, tuple[int, int]]] = {}
         self._scorers = scorers
         self._graders = graders
         self._kinds: list[ScorerInfo] = [*scorers, *graders]
@@ -719,7 +747,7 @@ class _Collected:
         self.tokens = self.tokens.add(response.usage)
         item_scores: dict[str, float] = {}
         output = response.output
-        if response.error is not None:
+        if response.error is not None and self.repeats == 1:  # else counted per item (combine)
             self.error_kinds[response.error.value] += 1
         if response.error is None and output is not None:
             self.latencies.append(response.latency_s)
@@ -745,7 +773,8 @@ class _Collected:
                 # the model answered: its latency and length count, but without a verdict
                 # the item is unavailable to the judged scorer, never a wrong answer
                 error, detail = ErrorKind.JUDGE, "; ".join(judge_errors)[:2000]
-                self.error_kinds[error.value] += 1
+                if self.repeats == 1:
+                    self.error_kinds[error.value] += 1
         return ItemResult(
             item_key=item.key,
             output=output,
@@ -758,16 +787,77 @@ class _Collected:
             judgments=judgments,
         )
 
+    def combine(self, item: Item, got: Sequence[ItemResult]) -> ItemResult:
+        """A repeated item's samples as one result: each scorer's mean over the samples it
+        scored, the first answer, and every sample kept (`ItemResult.repeats`). The item is
+        an error only when no sample was scored."""
+        binary = {s.name for s in self._kinds if s.binary}
+        means: dict[str, float] = {}
+        for name in sorted({n for r in got for n in r.scores}):
+            values = [r.scores[name] for r in got if name in r.scores]
+            means[name] = math.fsum(values) / len(values)
+            self.scores[name][item.key] = means[name]
+            self._subsets(name, item, means[name])
+            if name in binary:
+                passed = sum(1 for v in values if v >= 0.5)
+                self.passes.setdefault(name, {})[item.key] = (passed, len(values))
+        answered = [r for r in got if r.error is None]
+        failed = [r for r in got if r.error is not None]
+        first = answered[0] if answered else got[0]
+        error, detail = (None, None) if means else (first.error, first.error_detail)
+        if failed and means:
+            kinds = ", ".join(sorted({r.error.value for r in failed if r.error is not None}))
+            detail = f"{len(failed)} of {len(got)} samples failed: {kinds}"
+        if error is not None:
+            self.error_kinds[error.value] += 1
+        latencies = [r.latency_s for r in answered if not math.isnan(r.latency_s)]
+        return ItemResult(
+            item_key=item.key,
+            output=first.output,
+            scores=means,
+            latency_s=math.fsum(latencies) / len(latencies) if latencies else first.latency_s,
+            error=error,
+            error_detail=detail,
+            usage=_summed_usage([r.usage for r in got]),
+            attempts=sum(r.attempts for r in got),
+            judgments=first.judgments,
+            repeats=tuple(
+                {
+                    "scores": dict(r.scores),
+                    "error": None if r.error is None else r.error.value,
+                    "latency_s": None if math.isnan(r.latency_s) else r.latency_s,
+                    "output": r.output,
+                    **({"judgments": dict(r.judgments)} if r.judgments else {}),
+                }
+                for r in got
+            ),
+        )
+
     def summaries(self) -> list[ScoreSummary]:
+        # with repeats an item's score is a share of samples: summarized as a mean, and
+        # binary scorers get pass@n (any sample passed) and pass^n (every sample passed)
+        single = self.repeats == 1
         out = [
-            summarize_scores(s.name, list(self.scores[s.name].values()), binary=s.binary)
+            summarize_scores(s.name, list(self.scores[s.name].values()), binary=s.binary and single)
             for s in self._kinds
         ]
+        for name, counts in sorted(self.passes.items()):
+            n = self.repeats
+            out.append(
+                summarize_scores(
+                    f"{name}:pass@{n}", [float(k >= 1) for k, _ in counts.values()], binary=True
+                )
+            )
+            out.append(
+                summarize_scores(
+                    f"{name}:pass^{n}", [float(k == m) for k, m in counts.values()], binary=True
+                )
+            )
         out.extend(
             macro_f1_summary(f"{name}_macro_f1", preds, refs)
             for name, (preds, refs) in self._labels.items()
         )
-        binary = {s.name: s.binary for s in self._kinds}
+        binary = {s.name: s.binary and single for s in self._kinds}
         out.extend(
             summarize_scores(f"{name}[{split}]", list(values.values()), binary=binary[name])
             for name, by_split in self.splits.items()
@@ -795,6 +885,18 @@ class _Collected:
                 for name, (models, prints) in self.judges_served.items()
             },
         )
+
+
+def _summed_usage(usages: Sequence[Usage | None]) -> Usage | None:
+    """Token counts of an item's samples added up (a count no sample reported stays None)."""
+    reported = [u for u in usages if u is not None]
+    if not reported:
+        return None
+    totals: dict[str, int | None] = {}
+    for name in TOKEN_FIELDS:
+        values = [v for u in reported if (v := getattr(u, name)) is not None]
+        totals[name] = sum(values) if values else None
+    return Usage.of(**totals)
 
 
 def _round(value: float) -> float | None:

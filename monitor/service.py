@@ -104,6 +104,7 @@ class RunPlan:
             budget=budget_of(self.monitor),
             graders=self.graders,
             sentinels=self.sentinels,
+            repeats=self.monitor.repeats,
         )
 
 
@@ -456,6 +457,12 @@ class RunService:
         missing = [rid for rid in run_ids if rid not in runs]
         if missing:
             raise MissingRunError(f"no run {', '.join(map(str, missing))} in the store")
+        repeated = [rid for rid in run_ids if runs[rid].repeats > 1]
+        if repeated:  # only a prefix of each sample's answer is stored
+            raise ConfigError(
+                f"run {', '.join(map(str, repeated))}: sampled each item several times "
+                "(repeats); re-scoring needs whole answers, stored for single-sample runs only"
+            )
         out = []
         for rid in run_ids:
             run = runs[rid]

@@ -143,6 +143,7 @@ class MemoryRunStore:
         endpoint: str,
         trigger: str,
         started_at: datetime,
+        repeats: int = 1,
     ) -> Run:
         run = Run(
             id=len(self.runs) + 1,
@@ -153,6 +154,7 @@ class MemoryRunStore:
             trigger=trigger,
             status=RunStatus.RUNNING,
             started_at=started_at,
+            repeats=repeats,
         )
         self.runs[run.id] = run
         return run

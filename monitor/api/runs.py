@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from monitor.api.deps import Daemon, NameFilter, RunId, Store, masked, problems
 from monitor.core.model import ItemResult, Run, RunStatus
-from monitor.documents import rescore_document, run_document
+from monitor.documents import repeats_document, rescore_document, run_document
 from monitor.storage import SqlStore
 
 router = APIRouter(prefix="/api/v1")
@@ -123,6 +123,7 @@ async def run_items(
                     "error": i.error.value if i.error else None,
                     "error_detail": i.error_detail and masked(daemon, i.error_detail),
                     "attempts": i.attempts,
+                    "repeats": repeats_document(i),
                 }
                 for i in page
             ],

@@ -182,6 +182,9 @@ class ItemResult:
     attempts: int = 1
     # judge scorer -> {"reason", "votes", "error"}: what each judge said about this answer
     judgments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # a monitor with `repeats: n`: each sample's {"scores", "error", "latency_s", "output"}
+    # (output cut short); `scores` then holds their means and `output` the first answer
+    repeats: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +238,7 @@ class Run:
     # tokens summed over the answers and their cost (None for runs stored before it)
     usage: RunUsage | None = None
     status_reason: str | None = None  # why an aborted run was: budget, leadership_lost, ...
+    repeats: int = 1  # samples per item (a monitor's `repeats:`); another value, another history
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,8 @@ if TYPE_CHECKING:
     pass
 
 OUTPUT_CAP_BYTES = t.OUTPUT_CAP_BYTES
+# Each sample of a repeated item keeps this much of its answer; the first keeps it whole.
+REPEAT_OUTPUT_CHARS = 2000
 
 # Verdicts from worst to best; `run.judged` holds the worst one saved for a run.
 # REGRESSED, DEGRADED and JUDGE_DRIFT come first so that "judged in BASELINE_EXCLUDED"
@@ -164,6 +166,7 @@ def _run_from(row: RowMapping) -> Run:
         events=tuple(row.get("events") or ()),
         usage=_usage_from(row),
         status_reason=row.get("status_reason"),
+        repeats=row.get("repeats") or 1,
     )
 
 
@@ -274,7 +277,21 @@ def _item_result_row(run_id: int, result: ItemResult) -> dict[str, Any]:
         "reasoning_tokens": None if usage is None else usage.reasoning_tokens,
         "attempts": result.attempts,
         "judgments": _judgments_in(result.judgments),
+        "repeats": _repeats_in(result.repeats),
     }
+
+
+def _repeats_in(repeats: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+    """The samples of a repeated item; their outputs are model output: cleaned and capped."""
+    if not repeats:
+        return None
+    out = []
+    for sample in repeats:
+        clean = dict(sample)
+        if isinstance(clean.get("output"), str):
+            clean["output"] = _clean_text(clean["output"])[:REPEAT_OUTPUT_CHARS]
+        out.append(clean)
+    return out
 
 
 def _judgments_in(judgments: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -302,6 +319,7 @@ def _item_result_from(row: RowMapping) -> ItemResult:
         usage=usage,
         attempts=row["attempts"],
         judgments=row.get("judgments") or {},
+        repeats=tuple(row.get("repeats") or ()),
     )
 
 
@@ -547,9 +565,11 @@ class SqlStore(EngineAccess):
         endpoint: str,
         trigger: str,
         started_at: datetime,
+        repeats: int = 1,
     ) -> Run:
         """Create a run in status `running` and return it with its id."""
         values: dict[str, Any] = {
+            "repeats": repeats,
             "monitor": monitor,
             "benchmark": benchmark,
             "benchmark_version": benchmark_version,
@@ -971,12 +991,13 @@ class SqlStore(EngineAccess):
         benchmark_version: str | Sequence[str],
         k: int,
         before_run_id: int,
+        repeats: int = 1,
     ) -> list[int]:
         """The rolling baseline: the last `k` eligible runs before `before_run_id`, oldest first.
 
         Eligible: same monitor and endpoint, one of the benchmark versions given (a version,
-        or the versions of its lineage), status succeeded, and not judged regressed or
-        degraded (runs without verdicts are eligible).
+        or the versions of its lineage), as many samples per item (`repeats`), status
+        succeeded, and not judged regressed or degraded (runs without verdicts are eligible).
         """
         if k <= 0:
             return []
@@ -988,6 +1009,7 @@ class SqlStore(EngineAccess):
                 t.run.c.monitor == monitor,
                 t.run.c.endpoint == endpoint,
                 t.run.c.benchmark_version.in_(sorted(set(versions))),
+                sa.func.coalesce(t.run.c.repeats, 1) == repeats,
                 t.run.c.status == RunStatus.SUCCEEDED.value,
                 sa.or_(judged.is_(None), judged.not_in([v.value for v in BASELINE_EXCLUDED])),
                 t.run.c.id < before_run_id,

@@ -187,6 +187,7 @@ class RunRow(StorageModel, table=True):
     reasoning_tokens: int | None = Field(default=None, sa_type=sa.BigInteger)
     cost_dollars: float | None = Field(default=None, sa_type=FiniteFloat)
     cost_basis: str | None = Field(default=None, sa_type=sa.String)
+    repeats: int | None = None  # samples per item; NULL (runs before migration 0008) is 1
 
 
 class ItemResultRow(StorageModel, table=True):
@@ -213,6 +214,8 @@ class ItemResultRow(StorageModel, table=True):
     attempts: int = 1
     # judge scorer -> {"reason", "votes"} or {"error"} (migration 0005)
     judgments: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
+    # the samples of a repeated item (migration 0008)
+    repeats: list[dict[str, Any]] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
 
 
 class RunScoreRow(StorageModel, table=True):

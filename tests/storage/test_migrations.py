@@ -96,7 +96,7 @@ class TestUpgrade:
         """Upgrading an empty database creates every table and stamps the head revision."""
         assert current_revision(engine) is None
         upgrade(engine, from_metadata=from_metadata)
-        assert current_revision(engine) == head_revision() == "0007"
+        assert current_revision(engine) == head_revision() == "0008"
         assert table_names(engine) == {*METADATA.tables, "alembic_version"}
 
     def test_metadata_and_revisions_give_the_same_schema(self, engine: Engine) -> None:
@@ -122,7 +122,7 @@ class TestUpgrade:
         assert done.stdout.strip() == "[]", done.stderr
         engine = create_engine(f"sqlite:///{tmp_path / 'new.db'}")
         try:
-            assert current_revision(engine) == "0007"
+            assert current_revision(engine) == "0008"
             assert schema_diff(engine) == []
         finally:
             engine.dispose()
@@ -138,7 +138,7 @@ class TestUpgrade:
                 )
             )
         upgrade(engine)
-        assert current_revision(engine) == "0007"
+        assert current_revision(engine) == "0008"
         assert table_names(engine) == {*METADATA.tables, "alembic_version"}
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM endpoint")).scalar_one() == 1
@@ -161,7 +161,7 @@ class TestUpgrade:
             for thread in threads:
                 thread.join()
             assert errors == []
-            assert current_revision(engines[0]) == "0007"
+            assert current_revision(engines[0]) == "0008"
             assert schema_diff(engines[0]) == []
         finally:
             for engine in engines:

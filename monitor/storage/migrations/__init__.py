@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 
 # The id of the newest revision in versions/: update it with every new revision.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 # Alembic's default version table (env.py does not rename it).
 VERSION_TABLE = "alembic_version"
