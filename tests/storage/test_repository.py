@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -642,7 +643,11 @@ class TestBaselines:
         warned = new_run(judged="warn")
         new_run(status=RunStatus.RUNNING)
         current = new_run(status=RunStatus.RUNNING)
-        kwargs = {"monitor": "intents-prod", "endpoint": "chat-prod", "benchmark_version": "v1"}
+        kwargs: dict[str, Any] = {
+            "monitor": "intents-prod",
+            "endpoint": "chat-prod",
+            "benchmark_version": "v1",
+        }
         assert store.baseline_run_ids(**kwargs, k=5, before_run_id=current.id) == [
             ok1.id,
             ok2.id,
@@ -657,7 +662,11 @@ class TestBaselines:
     def test_respects_before_run_id(self, store: SqlStore, new_run: NewRun) -> None:
         """Only runs with a smaller id than `before_run_id` are candidates."""
         runs = [new_run() for _ in range(4)]
-        kwargs = {"monitor": "intents-prod", "endpoint": "chat-prod", "benchmark_version": "v1"}
+        kwargs: dict[str, Any] = {
+            "monitor": "intents-prod",
+            "endpoint": "chat-prod",
+            "benchmark_version": "v1",
+        }
         assert store.baseline_run_ids(**kwargs, k=5, before_run_id=runs[2].id) == [
             runs[0].id,
             runs[1].id,
