@@ -52,7 +52,7 @@ benchmarks:
           calibration: {{data: calibration.jsonl}}}}
 monitors:
   - {{name: m, benchmark: b, endpoints: [model], degraded_threshold: {degraded},
-      drift: {{baseline: "rolling:5"}}}}
+      repeats: {repeats}, drift: {{baseline: "rolling:5"}}}}
 """
 
 
@@ -86,7 +86,13 @@ class Setup:
         self.clock = ManualClock()
         self.write()
 
-    def write(self, judge_model: str = "judge-1", votes: int = 1, degraded: float = 0.05) -> None:
+    def write(
+        self,
+        judge_model: str = "judge-1",
+        votes: int = 1,
+        degraded: float = 0.05,
+        repeats: int = 1,
+    ) -> None:
         self.config.write_text(
             CONFIG.format(
                 db=self.folder / "monitor.db",
@@ -94,6 +100,7 @@ class Setup:
                 judge_model=judge_model,
                 votes=votes,
                 degraded=degraded,
+                repeats=repeats,
             )
         )
 
@@ -266,6 +273,37 @@ class TestJudgeScorer:
         results = daemon.store.item_results(run.id)
         assert [r.scores["correct"] for r in results] == [1.0] * N_ITEMS
         assert results[0].judgments["correct"]["reason"] == "scripted pass"
+
+
+class TestRepeats:
+    async def test_every_sample_is_a_request_and_is_judged_on_its_own(
+        self, setup: Setup, chat: ScriptedChat
+    ) -> None:
+        """`repeats: 3` over real HTTP: three model requests and three judge calls per item
+        (no sample reuses another's answer or grade), one stored result per item with its
+        three samples, and pass@3 / pass^3 beside the means."""
+        chat.answers["q3"] = "I do not know"  # the judge fails every sample of this one
+        setup.write(repeats=3)
+        daemon, close = setup.build()
+        try:
+            async with daemon.running():
+                (run,) = await runs(daemon, setup, 1)
+        finally:
+            close()
+        assert run.status is RunStatus.SUCCEEDED
+        assert run.repeats == 3
+        assert chat.model_requests == 3 * N_ITEMS
+        assert chat.judge_requests == 3 * N_ITEMS + N_CALIBRATION
+        results = {r.item_key: r for r in daemon.store.item_results(run.id)}
+        assert len(results) == N_ITEMS
+        samples = results["i3"].repeats
+        assert [s["scores"]["correct"] for s in samples] == [0.0, 0.0, 0.0]
+        assert [s["judgments"]["correct"]["reason"] for s in samples] == ["scripted: fail"] * 3
+        assert results["i0"].scores == {"exact_match": 0.0, "correct": 1.0}
+        scores = {s.scorer: s.value for s in daemon.store.run_scores([run.id])[run.id]}
+        assert scores["correct:pass@3"] == pytest.approx((N_ITEMS - 1) / N_ITEMS)
+        assert scores["correct:pass^3"] == pytest.approx((N_ITEMS - 1) / N_ITEMS)
+        assert scores["correct"] == pytest.approx((N_ITEMS - 1) / N_ITEMS)
 
 
 class TestJudgeFailures:
