@@ -129,7 +129,7 @@ class StoreJudge:
             and r.benchmark_version in versions
             and r.repeats == run.repeats
         ]
-        if k is None:  # pinned: only pinned runs of this benchmark version count
+        if k is None:  # pinned: only pinned runs of this frame and sample count count
             listed = ",".join(map(str, pinned)) or "none of this benchmark version"
             return pinned, max(1, len(pinned_all)), f"pinned (runs {listed})"
         rolling = store.baseline_run_ids(

@@ -789,8 +789,7 @@ class _Collected:
 
     def combine(self, item: Item, got: Sequence[ItemResult]) -> ItemResult:
         """A repeated item's samples as one result: each scorer's mean over the samples it
-        scored, the first answer, and every sample kept (`ItemResult.repeats`). The item is
-        an error only when no sample was scored."""
+        scored, the first answer, and every sample kept (`ItemResult.repeats`)."""
         binary = {s.name for s in self._kinds if s.binary}
         means: dict[str, float] = {}
         for name in sorted({n for r in got for n in r.scores}):
@@ -804,8 +803,10 @@ class _Collected:
         answered = [r for r in got if r.error is None]
         failed = [r for r in got if r.error is not None]
         first = answered[0] if answered else got[0]
-        error, detail = (None, None) if means else (first.error, first.error_detail)
-        if failed and means:
+        # as for one sample: an item is an error when no sample came back whole (a judge
+        # error keeps the deterministic scores), and counts once however many samples failed
+        error, detail = (None, None) if answered else (first.error, first.error_detail)
+        if failed and answered:
             kinds = ", ".join(sorted({r.error.value for r in failed if r.error is not None}))
             detail = f"{len(failed)} of {len(got)} samples failed: {kinds}"
         if error is not None:
