@@ -336,14 +336,18 @@ def line(r: dict[str, float]) -> str:
 
 
 def write_doc(
-    lines: list[str], repeat: int, markers: tuple[str, str] = (BEGIN, END), title: str = ""
+    lines: list[str],
+    repeat: int,
+    markers: tuple[str, str] = (BEGIN, END),
+    title: str = "",
+    command: str = "python benchmarks/runner_throughput.py",
 ) -> None:
     begin, end = markers
     block = "\n".join(
         [
             begin,
             f"Measured {time.strftime('%Y-%m-%d')} on this machine "
-            f"({os.cpu_count()} cores), `python benchmarks/runner_throughput.py` "
+            f"({os.cpu_count()} cores), `{command}` "
             f"(each case run {repeat} times, the median run shown):",
             "",
             "```",
@@ -384,7 +388,13 @@ def main_judged(repeat: int, quick: bool) -> None:
         lines.append(text)
         print(text, flush=True)
     if not quick:
-        write_doc(lines, repeat, JUDGED_MARKERS, "Runner throughput with an LLM judge")
+        write_doc(
+            lines,
+            repeat,
+            JUDGED_MARKERS,
+            "Runner throughput with an LLM judge",
+            "python benchmarks/runner_throughput.py --judged",
+        )
 
 
 def main() -> None:

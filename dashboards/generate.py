@@ -1281,6 +1281,24 @@ def monitor_detail() -> Json:
         "textFormat": "{{endpoint}} serves another model than the baseline of {{monitor}}",
         "titleFormat": "Served model changed",
     }
+    # a new series of the info gauge is a benchmark version change: marked for 10 minutes,
+    # saying whether its runs are compared item by item with earlier versions or start anew
+    version_labels = "monitor, endpoint, version, comparison"
+    version_annotation: Json = {
+        "datasource": DS,
+        "enable": True,
+        "expr": f"max by ({version_labels}) (monitor_benchmark_version_info{{{ME}}}) unless "
+        f"max by ({version_labels}) (monitor_benchmark_version_info{{{ME}}} offset 10m)",
+        "hide": False,
+        "iconColor": "blue",
+        "name": "Benchmark version",
+        "step": "1m",
+        "tagKeys": "monitor,endpoint,comparison",
+        "textFormat": "{{monitor}} on {{endpoint}} runs benchmark version {{version}}, "
+        "compared {{comparison}} (item_by_item: unchanged items keep their history; "
+        "own_version: a new baseline)",
+        "titleFormat": "Benchmark version",
+    }
     return dashboard(
         UID_DETAIL,
         "Monitor / Detail",
@@ -1308,7 +1326,7 @@ def monitor_detail() -> Json:
             UI_VARIABLE,
         ],
         time_from="now-7d",
-        annotations=[run_annotation, served_annotation],
+        annotations=[run_annotation, served_annotation, version_annotation],
     )
 
 

@@ -71,6 +71,8 @@ class Snapshot:
     # slices (`scorer[field=value]`): labels (monitor, benchmark, endpoint, scorer, slice)
     slice_scores: list[tuple[tuple[str, ...], ScoreSummary]] = field(default_factory=list)
     slice_verdicts: list[tuple[tuple[str, ...], Verdict]] = field(default_factory=list)
+    # (monitor, benchmark, endpoint) -> (version, comparison) of the latest succeeded run
+    versions: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
 
 
 def build_snapshot(
@@ -99,6 +101,11 @@ def build_snapshot(
         when = run.finished_at or run.started_at
         snap.last_run[(run.monitor, run.endpoint, run.status.value)] = when.timestamp()
         if run.status is RunStatus.SUCCEEDED:
+            compared = any(e.get("kind") == "benchmark_versions_compared" for e in run.events)
+            snap.versions[run.monitor, run.benchmark, run.endpoint] = (
+                run.benchmark_version,
+                "item_by_item" if compared else "own_version",
+            )
             scored = {s.scorer for s in scores.get(run.id, ())}
             for s in scores.get(run.id, ()):
                 if (cut := parse_slice_name(s.scorer)) is not None:
@@ -169,6 +176,7 @@ class StoreCollector(Collector):
         yield from _usage_families(snap)
         yield from _judge_families(snap)
         yield from _slice_families(snap)
+        yield from _version_families(snap)
 
 
 def _finite(value: float | None) -> bool:
@@ -297,6 +305,19 @@ def _target_families(snap: Snapshot) -> Iterator[Metric]:
         target = next(t for t in snap.targets if t.monitor == key[0])
         floor.add_metric(key, target.score_floor)  # type: ignore[arg-type]
     yield from (interval, floor)
+
+
+def _version_families(snap: Snapshot) -> Iterator[Metric]:
+    info = GaugeMetricFamily(
+        "monitor_benchmark_version_info",
+        "Always 1: the benchmark version of a pair's latest succeeded run, and what it was "
+        "compared with (comparison=item_by_item: unchanged items of earlier versions too; "
+        "own_version: runs of this version only, a new history after a change).",
+        labels=("monitor", "benchmark", "endpoint", "version", "comparison"),
+    )
+    for (monitor, benchmark, endpoint), (version, comparison) in sorted(snap.versions.items()):
+        info.add_metric((monitor, benchmark, endpoint, version, comparison), 1.0)
+    yield info
 
 
 def _slice_families(snap: Snapshot) -> Iterator[Metric]:

@@ -20,7 +20,7 @@ import pytest
 from monitor.api.ui import _version_change
 from monitor.benchmarks.loader import load_benchmark
 from monitor.config import Settings, parse_settings
-from monitor.core.model import Benchmark, Item, Response, RunStatus, Verdict, VerdictKind
+from monitor.core.model import Benchmark, Item, Response, Run, RunStatus, Verdict, VerdictKind
 from monitor.core.scoring import build_scorer
 from monitor.core.slices import MAX_SLICE_VALUES
 from monitor.documents import run_document
@@ -85,6 +85,26 @@ def main(verdicts: Sequence[Verdict], name: str = "exact_match") -> Verdict:
     return next(v for v in verdicts if v.scorer == name)
 
 
+def version_info(run: Run) -> dict[str, str]:
+    """The labels monitor_benchmark_version_info gets for `run` as the pair's latest run."""
+    metrics = Metrics()
+    metrics.update(
+        build_snapshot(
+            latest_runs=[run],
+            scores={},
+            verdicts={},
+            run_counts={},
+            item_totals={},
+            targets=[MonitorTarget("mon", "b", "ep", None, None, ("exact_match",))],
+        )
+    )
+    text = metrics.render().decode()
+    (line,) = [x for x in text.splitlines() if x.startswith("monitor_benchmark_version_info{")]
+    assert line.endswith(" 1.0")
+    pairs = line.split("{", 1)[1].split("}", 1)[0].split(",")
+    return {k: v.strip('"') for k, v in (p.split("=", 1) for p in pairs)}
+
+
 def model() -> ScriptedEndpoint:
     """Right on every item except every 25th (4% always wrong)."""
     return ScriptedEndpoint({f"i{k}": "no" for k in range(0, 2000, 25)}, name="ep", default="yes")
@@ -121,6 +141,16 @@ class TestContinuity:
             "cosmetic_template_change": [],
         }
         assert "compared item by item" in _version_change(judged)
+        assert version_info(judged) == {
+            "benchmark": "b",
+            "comparison": "item_by_item",
+            "endpoint": "ep",
+            "monitor": "mon",
+            "version": grown.version,
+        }
+        before = store.get_run(5)
+        assert before is not None
+        assert version_info(before)["comparison"] == "own_version"
         assert store.get_run(5) is not None
         assert _version_change(store.get_run(5)).endswith("a new baseline")  # type: ignore[arg-type]
         m.answers.update({f"i{k}": "no" for k in range(1, 11)})  # 10 unchanged items break

@@ -38,6 +38,9 @@ CATALOG: dict[str, Metric] = {
     "monitor_regression_detected": Metric("gauge", _SCORE),
     "monitor_detectable_effect": Metric("gauge", _SCORE),
     "monitor_score_floor": Metric("gauge", ("monitor", "benchmark", "scorer")),
+    "monitor_benchmark_version_info": Metric(
+        "gauge", ("monitor", "benchmark", "endpoint", "version", "comparison")
+    ),
     "monitor_last_run_timestamp_seconds": Metric("gauge", ("monitor", "endpoint", "status")),
     "monitor_schedule_interval_seconds": Metric("gauge", ("monitor", "endpoint")),
     "monitor_alerts_firing": Metric("gauge", ()),
