@@ -201,6 +201,7 @@ def build_daemon(
     service = build_service(
         current, store, http, endpoints=endpoints, metrics=metrics, alerts=alerts, clock=clock
     )
+    metrics.watch_concurrency(service.endpoint_concurrency)
     leadership = None
     if leader_lock is not None or not url.startswith("sqlite"):
         leadership = _leadership(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -455,6 +455,33 @@ def _judge_families(snap: Snapshot) -> Iterator[Metric]:
     yield from (agreement, drift, p_value, items)
 
 
+class _ConcurrencyCollector(Collector):
+    """The endpoints' adaptive concurrency, read live at each scrape (a few series)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterable[Metric]:
+        return ()
+
+    def collect(self) -> Iterator[Metric]:
+        limit = GaugeMetricFamily(
+            "monitor_endpoint_concurrency_limit",
+            "Requests the endpoint's client may have in flight now: its `concurrency`, lowered "
+            "after 429/503 answers and grown back (docs/configuration.md, rate limits).",
+            labels=("endpoint",),
+        )
+        in_flight = GaugeMetricFamily(
+            "monitor_endpoint_in_flight",
+            "Requests to the endpoint in flight now (model and judge calls).",
+            labels=("endpoint",),
+        )
+        for endpoint, (cap, busy) in sorted(self._metrics.concurrency().items()):
+            limit.add_metric((endpoint,), float(cap))
+            in_flight.add_metric((endpoint,), float(busy))
+        yield from (limit, in_flight)
+
+
 class Metrics:
     """The process's metrics: store-derived series plus process-level instruments.
 
@@ -529,6 +556,13 @@ class Metrics:
             ("url",),
             registry=r,
         )
+
+        self.registry.register(_ConcurrencyCollector(self))
+        self.concurrency: Callable[[], Mapping[str, tuple[int, int]]] = dict
+
+    def watch_concurrency(self, source: Callable[[], Mapping[str, tuple[int, int]]]) -> None:
+        """Read endpoint -> (limit, in flight) from `source` at every scrape."""
+        self.concurrency = source
 
     def update(self, snapshot: Snapshot) -> None:
         """Swap in a new store snapshot and render it (call off the event loop)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from monitor.config import BenchmarkSettings, EndpointSettings, MonitorSettings
 from monitor.core.alerts import Alert
@@ -73,6 +73,15 @@ class EndpointClient(Protocol):
     name: str
 
     async def predict(self, item: Item) -> Response: ...
+
+
+@runtime_checkable
+class ReportsConcurrency(Protocol):
+    """An endpoint client that adapts how many requests it has in flight (HTTP ones)."""
+
+    def concurrency(self) -> tuple[int, int]:
+        """(the current limit on requests in flight, the requests in flight now)."""
+        ...
 
 
 class EndpointFactory(Protocol):

@@ -57,6 +57,7 @@ from monitor.ports import (
     EndpointFactory,
     Judge,
     Pricer,
+    ReportsConcurrency,
     RescoreStore,
     RunHistory,
     RunMetrics,
@@ -440,6 +441,18 @@ class RunService:
                 *(self.execute(p, on_progress=progress_of(p.endpoint.name)) for p in plans)
             )
         )
+
+    def endpoint_concurrency(self) -> dict[str, tuple[int, int]]:
+        """Endpoint -> (limit on requests in flight, requests in flight) of the clients this
+        service keeps, model and judge ones, summed over an endpoint's clients; for
+        `monitor_endpoint_concurrency_limit` and `monitor_endpoint_in_flight`."""
+        out: dict[str, tuple[int, int]] = {}
+        for _, client in (*self._clients.values(), *self._judge_clients.values()):
+            if isinstance(client, ReportsConcurrency):
+                limit, in_flight = client.concurrency()
+                was = out.get(client.name, (0, 0))
+                out[client.name] = (was[0] + limit, was[1] + in_flight)
+        return out
 
     async def record_pending(self) -> int:
         """Write run states the store refused earlier; returns how many remain."""

@@ -57,6 +57,21 @@ def value(m: Metrics, name: str, **labels: str) -> float | None:
     return m.store_registry.get_sample_value(name, labels)
 
 
+class TestConcurrency:
+    def test_the_endpoints_limits_are_read_at_each_scrape(self) -> None:
+        """The adaptive limit and the requests in flight come from the source at scrape
+        time, not from the last snapshot."""
+        m = Metrics()
+        assert b"monitor_endpoint_in_flight{" not in m.render()
+        state = {"chat": (8, 3)}
+        m.watch_concurrency(lambda: state)
+        chat = {"endpoint": "chat"}
+        assert m.registry.get_sample_value("monitor_endpoint_concurrency_limit", chat) == 8
+        assert m.registry.get_sample_value("monitor_endpoint_in_flight", chat) == 3
+        state["chat"] = (4, 4)  # a 429 halved it
+        assert m.registry.get_sample_value("monitor_endpoint_concurrency_limit", chat) == 4
+
+
 class TestSnapshot:
     def test_scores_and_verdicts_of_latest_succeeded_run(self) -> None:
         """Score, CI, baseline, effect and the regression flag come from the latest run."""

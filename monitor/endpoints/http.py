@@ -400,6 +400,11 @@ class JsonEndpoint:
         """The prediction in a parsed 2xx response; raises `invalid_response` otherwise."""
         raise NotImplementedError
 
+    def concurrency(self) -> tuple[int, int]:
+        """(the adaptive limit on requests in flight, the requests in flight now)."""
+        limiter = self.limits.limiter
+        return limiter.control.limit, limiter.in_use
+
     async def predict(self, item: Item) -> Response:
         """Send one item, retrying transient failures; never raises for endpoint failures."""
         body = self.encode(item)

@@ -188,6 +188,7 @@ class TestRetryAfter:
         assert response.output == "yes"
         assert endpoint.limits.limiter.control.limit == 4
         assert endpoint.limits.gate.until == 0.0
+        assert endpoint.concurrency() == (4, 0)  # what monitor_endpoint_concurrency_limit shows
 
 
 class TestAdaptiveConcurrency:

@@ -53,6 +53,8 @@ CATALOG: dict[str, Metric] = {
     "monitor_config_last_reload_successful": Metric("gauge", ()),
     "monitor_leader": Metric("gauge", ()),
     "monitor_run_in_progress": Metric("gauge", ("monitor", "endpoint")),
+    "monitor_endpoint_concurrency_limit": Metric("gauge", ("endpoint",)),
+    "monitor_endpoint_in_flight": Metric("gauge", ("endpoint",)),
     "monitor_judge_agreement": Metric("gauge", ("monitor", "endpoint", "scorer", "measure")),
     "monitor_judge_drift": Metric("gauge", ("monitor", "endpoint", "scorer")),
     "monitor_judge_drift_p_value": Metric("gauge", ("monitor", "endpoint", "scorer")),
