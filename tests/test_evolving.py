@@ -24,6 +24,7 @@ from monitor.core.model import Benchmark, Item, Response, Run, RunStatus, Verdic
 from monitor.core.scoring import build_scorer
 from monitor.core.slices import MAX_SLICE_VALUES
 from monitor.documents import run_document
+from monitor.errors import BenchmarkError
 from monitor.judge import StoreJudge
 from monitor.metrics import Metrics, MonitorTarget, build_snapshot
 from monitor.ports import EndpointClient
@@ -318,6 +319,17 @@ class TestSlices:
         assert 'scorer="exact_match[category=c3]"' not in text  # never an unbounded scorer label
         floor = 'benchmark="b",monitor="mon",scorer="exact_match",slice="category=c1"'
         assert f"monitor_slice_score_floor{{{floor}}} 0.6" in text
+
+    def test_a_slice_value_that_is_not_a_category_names_the_item(self, tmp_path: Path) -> None:
+        data = tmp_path / "b.jsonl"
+        records = rows(5, sliced=True)
+        records[3]["category"] = {"nested": True}
+        write(data, records)
+        with pytest.raises(BenchmarkError) as raised:
+            load_benchmark(config(data, extra=", slices: [category]").benchmarks[0])
+        assert f"{data}:4: slice field 'category' must be a string, number or boolean" in str(
+            raised.value
+        )
 
     def test_more_slice_values_than_the_cap_fail_check_config(self, tmp_path: Path) -> None:
         data = tmp_path / "b.jsonl"
