@@ -1,8 +1,10 @@
 """Judging a finished run: fetch its baseline from the store, apply the policy, store verdicts.
 
 The statistics are pure (`monitor.core.policy`); this module only gathers their input:
-the baseline runs (`rolling:K` succeeded runs of the same benchmark version not judged
-regressed or degraded, or the pinned runs), their per-item scores, the CUSUM state, and
+the baseline runs (`rolling:K` succeeded runs of the benchmark's frame, the versions measured
+alike, with as many samples per item, not judged regressed or degraded, or the pinned
+runs), their per-item scores (of other versions only the unchanged items), the CUSUM
+state, and
 the operational signals for distribution drift (latency, output length, and the
 predicted-label mix when a classification scorer is configured).
 
