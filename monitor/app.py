@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from monitor.benchmarks import load_benchmark
 from monitor.benchmarks.cache import BenchmarkCache
 from monitor.clock import utc_now
-from monitor.config import Settings, check_body_templates, load_settings
+from monitor.config import Settings, check_body_templates, check_slice_floors, load_settings
 from monitor.core.model import Benchmark
 from monitor.endpoints import HttpClient, build_endpoint, check_endpoints
 from monitor.judge import StoreJudge
@@ -62,6 +62,7 @@ def check_config(settings: Settings) -> list[Benchmark]:
     check_endpoints(settings)
     benches = [load_benchmark(b) for b in settings.benchmarks]
     check_body_templates(settings, benches)  # http-json bodies over the first items, capped
+    check_slice_floors(settings, benches)
     return benches
 
 

@@ -1033,6 +1033,29 @@ def check_body_templates(
         raise ConfigError(mask_secrets("\n".join(dict.fromkeys(problems)), settings.secrets))
 
 
+def check_slice_floors(settings: Settings, benchmarks: Iterable[Benchmark]) -> None:
+    """Raise ConfigError naming ``file:line: monitors[i].slice_floors`` for a floor on a
+    slice its benchmark does not have: a mistyped value would otherwise guard nothing."""
+    loaded = {b.name: b for b in benchmarks}
+    problems: list[str] = []
+    for i, mon in enumerate(settings.monitors):
+        bench = loaded.get(mon.benchmark)
+        if not mon.slice_floors or bench is None:
+            continue
+        labels = {f"{k}={v}" for item in bench.items for k, v in item.slices.items()}
+        for label in mon.slice_floors:
+            if label in labels:
+                continue
+            known = ", ".join(sorted(labels)[:10]) or "none: the benchmark has no `slices:`"
+            where = settings.where(("monitors", i, "slice_floors"))
+            problems.append(
+                f"{where}: no item of benchmark {bench.name!r} is in slice {label!r} "
+                f"(its slices: {known})"
+            )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 def _body_problem(template: Template, item: Item) -> str | None:
     context = dict(item.fields)
     if item.prompt is not None:  # as monitor/endpoints/http_json.py builds it

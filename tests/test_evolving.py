@@ -331,6 +331,37 @@ class TestSlices:
             raised.value
         )
 
+    def test_a_floor_on_a_slice_the_benchmark_lacks_fails_check_config(
+        self, tmp_path: Path
+    ) -> None:
+        data = tmp_path / "b.jsonl"
+        write(data, rows(20, sliced=True))
+        cfg = tmp_path / "monitor.yaml"
+        cfg.write_text(
+            f"""endpoints: [{{name: ep, type: openai-chat, url: "http://127.0.0.1:1/v1", model: m}}]
+benchmarks:
+  - {{name: b, data: "{data}", reference: label, scorers: [exact_match], slices: [category]}}
+monitors:
+  - name: mon
+    benchmark: b
+    endpoints: [ep]
+    slice_floors: {{"category=c1": 0.5, "category=c01": 0.5}}
+""",
+            encoding="utf-8",
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor", "check-config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stdout + done.stderr
+        out = done.stdout + done.stderr
+        assert f"{cfg}:8: monitors[0].slice_floors: no item of benchmark 'b' is in slice " in out
+        assert "'category=c01' (its slices: category=c0, category=c1," in out
+        assert "'category=c1'" not in out  # the one that exists is fine
+
     def test_more_slice_values_than_the_cap_fail_check_config(self, tmp_path: Path) -> None:
         data = tmp_path / "b.jsonl"
         write(data, [{**r, "category": f"v{k}"} for k, r in enumerate(rows(MAX_SLICE_VALUES + 1))])
