@@ -38,6 +38,7 @@ from monitor.core.fingerprint import (
 )
 from monitor.core.judging import JUDGE_KINDS, JudgeCheck, Rescored
 from monitor.core.model import Run, RunStatus, Verdict, VerdictKind
+from monitor.documents import usage_document
 from monitor.ports import Clock, JudgeStore, ScorerInfo
 
 if TYPE_CHECKING:  # the policy pulls in scipy: import it when the first run is judged
@@ -229,6 +230,10 @@ class StoreJudge:
         events = [change.to_json()] if change is not None else []
         events += [c.to_json() for _, c in judged.values() if c is not None]
         events += comparable.events()
+        events += [  # what the judges' calls cost this run (docs/judges.md)
+            {"kind": "judge_usage", "scorer": name, **usage_document(usage)}
+            for name, usage in sorted(evidence.judge_usage.items())
+        ]
         store.set_run_events(run.id, events)
         return verdicts
 

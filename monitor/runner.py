@@ -125,6 +125,8 @@ class RunRequest:
     # answers waiting for (or in) their judges at most; past it the model's workers wait
     judge_backlog: int = 256
     repeats: int = 1  # samples per item (a monitor's `repeats:`)
+    # judge scorer -> its judge endpoint's prices (what the judge's calls cost)
+    judge_pricing: Mapping[str, PricingPlan] = field(default_factory=dict)
 
     def built_scorers(self) -> tuple[Scorer, ...]:
         """The deterministic scorers: as given, or built from the benchmark's specs (the
@@ -375,6 +377,10 @@ class Runner:
         # Judge before marking the run finished, so that anyone who sees a finished run
         # (API, metrics, demo) also sees its verdicts.
         verdicts: list[Verdict] = []
+        if collected.judge_tokens_by:
+            collected.judge_usage = await asyncio.to_thread(
+                self._judge_usage, run, request, collected
+            )
         if judge is not None:
             judged = replace(
                 run,
@@ -481,7 +487,10 @@ class Runner:
                     record(item, response, {})
 
         async def rescore(sentinel: Sentinel) -> None:
-            collected.calibration[sentinel.name] = await sentinel.rescore()
+            rescored = await sentinel.rescore()
+            collected.calibration[sentinel.name] = rescored
+            graded = len(rescored.scores)  # the items the judge answered (votes summed)
+            collected.add_judge_usage(sentinel.name, rescored.usage, max(1, graded))
 
         side = [asyncio.create_task(rescore(s)) for s in request.sentinels]
         workers = [asyncio.create_task(work()) for _ in range(max(1, request.concurrency))]
@@ -606,6 +615,31 @@ class Runner:
             self._log.warning("run_cost_unknown", run_id=run.id, error=f"{type(exc).__name__}")
             return RunUsage(collected.tokens, None, "unknown: the price lookup failed")
 
+    def _judge_usage(
+        self, run: Run, request: RunRequest, collected: _Collected
+    ) -> dict[str, RunUsage]:
+        """Each judge scorer's tokens and their cost at its judge endpoint's prices (in a
+        worker thread, as `_usage`); an unknown price is unknown, never 0."""
+        out: dict[str, RunUsage] = {}
+        for name, tokens in collected.judge_tokens_by.items():
+            plan = request.judge_pricing.get(name)
+            served = collected.judges_served.get(name, (Counter(), Counter()))[0]
+            model = served.most_common(1)[0][0] if served else None
+            if plan is None:
+                out[name] = RunUsage(tokens, None, "unknown: no prices for the judge endpoint")
+                continue
+            try:
+                out[name] = run_usage(
+                    tokens,
+                    plan,
+                    served_model=model,
+                    when=run.started_at,
+                    table=table_lookup(self._pricer),
+                )
+            except Exception:  # noqa: BLE001 - a price table must never fail a run
+                out[name] = RunUsage(tokens, None, "unknown: the price lookup failed")
+        return out
+
     async def record_pending(self) -> int:
         """Write final states that could not be stored earlier; returns how many remain."""
         for run_id, finish in list(self._unrecorded.items()):
@@ -689,6 +723,8 @@ class _Collected:
         # judge scorer -> what its judge served (model ids, system fingerprints)
         self.judges_served: dict[str, tuple[Counter[str], Counter[str]]] = {}
         self.judge_tokens = TokenTotals()
+        self.judge_tokens_by: dict[str, TokenTotals] = {}
+        self.judge_usage: dict[str, RunUsage] = {}  # priced before judging (Runner)
 
     def check_budget(self) -> None:
         """After an answer: stop the run once its budget is spent (cheap: no lookup)."""
@@ -700,6 +736,11 @@ class _Collected:
             return None
         judges = {name: (dict(m), dict(p)) for name, (m, p) in self.judges_served.items()}
         return self._fingerprint.served(self.served_models, self.system_fingerprints, judges)
+
+    def add_judge_usage(self, scorer: str, usage: Usage | None, calls: int = 1) -> None:
+        """Count a judge's tokens: one answer's grade, or a calibration re-score's calls."""
+        totals = self.judge_tokens_by.get(scorer, TokenTotals())
+        self.judge_tokens_by[scorer] = totals.add(usage, calls)
 
     def _subsets(self, scorer: str, item: Item, value: float) -> None:
         """File one score under the item's split and its slices (`field=value`)."""
@@ -725,6 +766,7 @@ class _Collected:
             if g.system_fingerprint:
                 _count(prints, g.system_fingerprint)
             self.judge_tokens = self.judge_tokens.add(g.usage)
+            self.add_judge_usage(name, g.usage)
             if g.score is None:
                 errors.append(f"{name}: {g.error}")
                 judgments[name] = {"error": g.error}
@@ -881,6 +923,7 @@ class _Collected:
             labels=self.predicted,
             completion_tokens=self.completion_tokens,
             calibration=dict(self.calibration),
+            judge_usage=dict(self.judge_usage),
             judges_served={
                 name: (dict(models), dict(prints))
                 for name, (models, prints) in self.judges_served.items()

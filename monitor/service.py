@@ -17,8 +17,8 @@ import asyncio
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -89,6 +89,8 @@ class RunPlan:
     fingerprint: Fingerprint | None = None
     graders: tuple[JudgeScorer, ...] = ()  # the benchmark's LLM-judge scorers
     sentinels: tuple[JudgeScorer, ...] = ()  # those whose calibration set is due
+    # judge scorer -> its judge endpoint's prices
+    judge_pricing: Mapping[str, PricingPlan] = field(default_factory=dict)
 
     def request(self) -> RunRequest:
         return RunRequest(
@@ -106,6 +108,7 @@ class RunPlan:
             graders=self.graders,
             sentinels=self.sentinels,
             repeats=self.monitor.repeats,
+            judge_pricing=self.judge_pricing,
         )
 
 
@@ -263,7 +266,14 @@ class RunService:
         )
         sentinels = tuple(g for g in graders if self._calibration_due(mon.name, ep.name, g))
         fingerprint = measurement(ep, bench, settings.secrets)
-        return RunPlan(mon, ep, bench, scorers, client, trigger, fingerprint, graders, sentinels)
+        judge_pricing = {
+            s.name: pricing_plan(settings.endpoint(judge_spec(s).endpoint))
+            for s in bench.scorers
+            if s.kind in JUDGE_KINDS
+        }
+        return RunPlan(
+            mon, ep, bench, scorers, client, trigger, fingerprint, graders, sentinels, judge_pricing
+        )
 
     def _calibration_due(self, monitor: str, endpoint: str, grader: JudgeScorer) -> bool:
         """Every `calibration.every`-th run of (monitor, endpoint) re-scores the set; the

@@ -44,8 +44,9 @@ class TokenTotals:
     reasoning: int = 0
     answers: int = 0
 
-    def add(self, usage: Usage | None) -> TokenTotals:
-        """These totals with one more answer's usage added (None adds nothing)."""
+    def add(self, usage: Usage | None, answers: int = 1) -> TokenTotals:
+        """These totals with one more answer's usage added (None adds nothing); `answers`
+        when `usage` is already the sum of several (a calibration re-score's calls)."""
         if usage is None:
             return self
         return TokenTotals(
@@ -53,7 +54,7 @@ class TokenTotals:
             self.completion + (usage.completion_tokens or 0),
             self.cached + (usage.cached_tokens or 0),
             self.reasoning + (usage.reasoning_tokens or 0),
-            self.answers + 1,
+            self.answers + answers,
         )
 
 

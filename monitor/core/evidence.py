@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from monitor.core.cost import RunUsage
 from monitor.core.judging import Rescored
 
 __all__ = ["LABEL_PREFIX_CHARS", "BaselineSignals", "RunEvidence", "predicted_label"]
@@ -44,6 +45,8 @@ class RunEvidence:
     judges_served: Mapping[str, tuple[Mapping[str, int], Mapping[str, int]]] = field(
         default_factory=dict
     )
+    # judge scorer -> its calls' tokens and their cost in this run (answers and calibration)
+    judge_usage: Mapping[str, RunUsage] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

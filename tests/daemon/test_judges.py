@@ -40,7 +40,8 @@ endpoints:
   - {{name: model, type: openai-chat, url: "{url}/model/v1", model: m, retries: 0,
       concurrency: 4}}
   - {{name: judge, type: openai-chat, url: "{url}/judge/v1", model: {judge_model},
-      retries: 0, concurrency: 4, timeout: 0.5}}
+      retries: 0, concurrency: 4, timeout: 0.5,
+      pricing: {{prices: [{{since: "2026-01-01", input_per_million: 1, output_per_million: 2}}]}}}}
 benchmarks:
   - name: b
     data: items.jsonl
@@ -183,6 +184,18 @@ class TestJudgeScorer:
         sentinel = verdicts_of(daemon, run)["correct:judge"]
         assert sentinel.verdict is VerdictKind.OK
         assert "100.0%" in sentinel.detail  # the scripted judge agrees with every label
+        # what the judge cost: 80 calls of 20 + 5 tokens at $1 / $2 per million
+        (usage,) = [e for e in run_events(daemon, run) if e["kind"] == "judge_usage"]
+        assert usage["scorer"] == "correct"
+        assert usage["tokens"] == {
+            "prompt": 1600,
+            "completion": 400,
+            "cached": 0,
+            "reasoning": 0,
+            "answers": N_ITEMS + N_CALIBRATION,
+        }
+        assert usage["cost_dollars"] == pytest.approx(1600e-6 + 2 * 400e-6)
+        assert usage["cost_basis"] == "configured price since 2026-01-01"
 
     async def test_a_calibration_item_without_a_reference_is_named(
         self, daemon: Daemon, setup: Setup
