@@ -13,10 +13,13 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 
+from monitor.api import create_api
 from monitor.api.ui import _version_change
 from monitor.benchmarks.loader import load_benchmark
 from monitor.config import Settings, parse_settings
@@ -283,6 +286,39 @@ class TestSlices:
         assert by["exact_match"].verdict is not VerdictKind.REGRESSED, by["exact_match"].detail
         others = [by[f"exact_match[category={c}]"].verdict for c in CATEGORIES[:9]]
         assert VerdictKind.REGRESSED not in others
+
+    async def test_the_items_api_lists_one_slices_flipped_items(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        """15 always-right items of c9 break: `changed=true&scorer=<the slice's verdict>`
+        lists exactly them; another slice's verdict lists none."""
+        data = tmp_path / "b.jsonl"
+        write(data, sliced_rows())
+        cfg = config(data, extra=", slices: [category]")
+        p = flaky_p()
+        m = FlakyModel(p)
+        for _ in range(10):
+            await run(store, cfg, m)
+        broken = [f"i{k}" for k in range(9, 1000, 10) if p[f"i{k}"] == 1.0][:15]
+        p.update(dict.fromkeys(broken, 0.0))
+        _, verdicts = await run(store, cfg, m)
+        sliced = {v.scorer: v for v in verdicts}["exact_match[category=c9]"]
+        assert sliced.verdict is VerdictKind.REGRESSED, sliced.detail
+        (latest,) = store.latest_runs()
+        app = create_api(SimpleNamespace(store=store, settings=cfg))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def flipped(scorer: str) -> list[str]:
+                got = await client.get(
+                    f"/api/v1/runs/{latest.id}/items",
+                    params={"changed": "true", "scorer": scorer, "limit": 1000},
+                )
+                assert got.status_code == 200, got.text
+                return sorted(i["item_key"] for i in got.json()["items"])
+
+            assert await flipped("exact_match[category=c9]") == sorted(broken)
+            assert await flipped("exact_match[category=c3]") == []
 
     async def test_slice_scores_are_stored_and_exported(
         self, store: SqlStore, tmp_path: Path

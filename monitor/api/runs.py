@@ -84,6 +84,9 @@ async def run_items(
     daemon: Daemon,
     db: Store,
     changed: bool = False,
+    # with changed=true: only the items one verdict flipped, e.g. a slice's
+    # (`exact_match[category=refund]`, the name its verdict has in the run document)
+    scorer: Annotated[str | None, Query(max_length=300)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
@@ -94,7 +97,7 @@ async def run_items(
         compared_with: dict[str, Any] | None = None
         if changed:
             items = db.item_results(run_id)
-            flips = _changed_items(db, found, items)
+            flips = _changed_items(db, found, items, scorer)
             compared_with = flips["against"]
             keys = flips["keys"]
             items = [i for i in items if i.item_key in keys]
@@ -135,9 +138,14 @@ async def run_items(
     return doc
 
 
-def _changed_items(db: SqlStore, run: Run, items: list[ItemResult]) -> dict[str, Any]:
-    """Items whose outcome differs from the baseline (verdict evidence) or the previous run."""
-    verdicts = db.run_verdicts([run.id])[run.id]
+def _changed_items(
+    db: SqlStore, run: Run, items: list[ItemResult], scorer: str | None = None
+) -> dict[str, Any]:
+    """Items whose outcome differs from the baseline (verdict evidence) or the previous run;
+    with `scorer`, as that verdict (or that scorer's scores) says."""
+    verdicts = [
+        v for v in db.run_verdicts([run.id])[run.id] if scorer is None or v.scorer == scorer
+    ]
     flipped = {k for v in verdicts for k in (*v.changed.pass_to_fail, *v.changed.fail_to_pass)}
     if verdicts and any(v.baseline for v in verdicts):
         return {"keys": flipped, "against": {"kind": "baseline", "baseline": verdicts[0].baseline}}
@@ -155,7 +163,9 @@ def _changed_items(db: SqlStore, run: Run, items: list[ItemResult]) -> dict[str,
         old = before.get(item.item_key)
         if old is None:
             continue
-        for scorer, value in item.scores.items():
-            if scorer in old.scores and (value >= 0.5) != (old.scores[scorer] >= 0.5):
+        for name, value in item.scores.items():
+            if scorer is not None and name != scorer:
+                continue
+            if name in old.scores and (value >= 0.5) != (old.scores[name] >= 0.5):
                 keys.add(item.item_key)
     return {"keys": keys, "against": {"kind": "previous_run", "run_id": prev.id}}
