@@ -169,9 +169,14 @@ class StoreJudge:
         store = self._store
         lineage = store.benchmark_lineage(run.benchmark, run.benchmark_version)
         ids, need, description = self._baseline(run, mon, lineage)
-        change, ids, description = self._served(run, mon, ids, description)
-        judged = self._judged_alike(run, ids, [s.name for s in scorers if s.kind in JUDGE_KINDS])
-        comparable = self._comparable(run, ids, lineage)
+        # the baseline runs, read once for the checks below that need them: another served
+        # model or judge (fingerprints), other benchmark versions (lineage)
+        versions = set(lineage) - {run.benchmark_version}
+        runs = store.get_runs(ids) if ids and (run.fingerprint or versions) else {}
+        change, ids, description = self._served(run, mon, ids, description, runs)
+        judges = [s.name for s in scorers if s.kind in JUDGE_KINDS]
+        judged = self._judged_alike(run, ids, judges, runs)
+        comparable = self._comparable(run, ids, runs, lineage)
         slices: dict[str, list[str]] = {}  # scorer -> its slices' evidence names
         for name in evidence.scores:
             if (parsed := parse_slice_name(name)) is not None and parsed[0] in built:
@@ -238,16 +243,17 @@ class StoreJudge:
         return verdicts
 
     def _comparable(
-        self, run: Run, ids: Sequence[int], lineage: Mapping[str, str | None]
+        self,
+        run: Run,
+        ids: Sequence[int],
+        runs: Mapping[int, Run],
+        lineage: Mapping[str, str | None],
     ) -> _Comparable:
         """Which items of each baseline run are the same question as in this run: every
         item of runs of this run's version; of runs of another version in the lineage,
         the items whose key and digest (fields and reference) are unchanged."""
         store = self._store
-        if not ids or set(lineage) <= {run.benchmark_version}:
-            return _Comparable()  # one version: every baseline item is comparable
-        runs = store.get_runs(list(ids))
-        version_of = {rid: r.benchmark_version for rid, r in runs.items()}
+        version_of = {rid: r.benchmark_version for rid in ids if (r := runs.get(rid))}
         others = sorted({v for v in version_of.values() if v != run.benchmark_version})
         if not others:
             return _Comparable()
@@ -273,13 +279,12 @@ class StoreJudge:
         )
 
     def _judged_alike(
-        self, run: Run, ids: list[int], names: Sequence[str]
+        self, run: Run, ids: list[int], names: Sequence[str], runs: Mapping[int, Run]
     ) -> dict[str, tuple[list[int], JudgeServedChange | None]]:
         """Per judge scorer, the baseline runs its judge graded as it graded this run
         (same served model and system fingerprint): another judge is another history."""
         if not names or not ids or run.fingerprint is None:
             return dict.fromkeys(names, (ids, None))
-        runs = self._store.get_runs(ids)
         prints = {rid: fp for rid in ids if (r := runs.get(rid)) and (fp := r.fingerprint)}
         out: dict[str, tuple[list[int], JudgeServedChange | None]] = {}
         for name in names:
@@ -330,14 +335,18 @@ class StoreJudge:
         return check
 
     def _served(
-        self, run: Run, mon: MonitorSettings, ids: list[int], description: str
+        self,
+        run: Run,
+        mon: MonitorSettings,
+        ids: list[int],
+        description: str,
+        runs: Mapping[int, Run],
     ) -> tuple[ServedChange | None, list[int], str]:
         """Whether the run was served another model than its baseline; with
         `on_model_change: rebaseline`, the baseline keeps only runs served alike."""
         if run.fingerprint is None or not ids:
             return None, ids, description
         current = run.fingerprint
-        runs = self._store.get_runs(ids)
         prints = {rid: fp for rid in ids if (r := runs.get(rid)) and (fp := r.fingerprint)}
         change = served_change(current, prints.values())
         if change is None or mon.drift.on_model_change == "keep":
@@ -446,9 +455,11 @@ class _Comparable:
     versions: tuple[str, ...] = ()  # the other versions in the baseline
     reworded: tuple[str, ...] = ()  # of those, the ones with another prompt wording
 
-    def restrict(self, per_run: Mapping[int, Mapping[str, float]]) -> dict[int, dict[str, float]]:
+    def restrict(
+        self, per_run: Mapping[int, Mapping[str, float]]
+    ) -> Mapping[int, Mapping[str, float]]:
         if self.keys is None:
-            return {rid: dict(v) for rid, v in per_run.items()}
+            return per_run  # one version: nothing to drop
         out: dict[int, dict[str, float]] = {}
         for rid, scores in per_run.items():
             keep = self.keys.get(rid, frozenset())
@@ -490,8 +501,8 @@ class _Comparable:
 
 
 def _only(scores: Mapping[str, float], keys: Mapping[str, float]) -> dict[str, float]:
-    """The baseline scores of a slice's items."""
-    return {k: v for k, v in scores.items() if k in keys}
+    """The baseline scores of a slice's items (a slice is the smaller side: walk its keys)."""
+    return {k: v for k in keys if (v := scores.get(k)) is not None}
 
 
 def _finite_or_none(value: float | None) -> float | None:

@@ -113,12 +113,13 @@ def _load(settings: BenchmarkSettings) -> Benchmark:
         records.close()  # with a limit, stop reading and close the file now
     if not items:
         raise BenchmarkError(f"{path}: no items")
+    chat = _chat_identity(settings)
     version = benchmark_version(
         items,
         prompt_template=settings.prompt,
         scorers=settings.scorers,
         reference_field=settings.reference,
-        chat=_chat_identity(settings),
+        chat=chat,
     )
     return Benchmark(
         name=settings.name,
@@ -130,10 +131,10 @@ def _load(settings: BenchmarkSettings) -> Benchmark:
             prompt_template=settings.prompt,
             scorers=settings.scorers,
             reference_field=settings.reference,
-            chat=_chat_identity(settings),
+            chat=chat,
             cosmetic_template=settings.template_change == "cosmetic",
         ),
-        template_digest=template_digest(settings.prompt, _chat_identity(settings)),
+        template_digest=template_digest(settings.prompt, chat),
         slices=tuple(settings.slices),
     )
 
